@@ -1,0 +1,91 @@
+"""Periodic jobs started from inside every worker process.
+
+Dramatiq has no scheduler, and a self-rescheduling actor stops for good if its delayed
+message is lost (which a Redis restart can do). Instead each worker process runs one
+small thread that, every tick, tries to win a cluster-wide Redis lock per job
+(``SET NX PX period``); the winner enqueues that job's actor. So the reconciler runs
+once per period per org across the cluster for as long as any worker lives, and an
+org whose realtime lease is free gets a new subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+from recsync.actors.dispatch import Dispatcher
+from recsync.runtime import Runtime
+from recsync.store import keys
+
+log = logging.getLogger(__name__)
+
+
+class PeriodicJobs(Middleware):
+    """Dramatiq middleware that starts the scheduling thread when a worker boots."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Callable[[], Runtime],
+        dispatcher: Callable[[], Dispatcher],
+        tick_s: float | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._dispatcher = dispatcher
+        self._tick_s = tick_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name="recsync-periodic", daemon=True
+        )
+        self._thread.start()
+
+    def before_worker_shutdown(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        runtime = self._runtime()
+        tick_s = self._tick_s or min(1.0, runtime.policies.reconciler.interval_s / 4)
+        while not self._stop.wait(tick_s):
+            try:
+                run_due_jobs(runtime, self._dispatcher())
+            except Exception:  # keep scheduling whatever one tick hit
+                log.exception("periodic jobs: tick failed; retrying next tick")
+
+
+def _win(runtime: Runtime, job: str, period_s: float) -> bool:
+    period_ms = max(int(period_s * 1000), 1)
+    return bool(runtime.redis.set(keys.schedule_lock(job), 1, nx=True, px=period_ms))
+
+
+def run_due_jobs(runtime: Runtime, dispatcher: Dispatcher) -> list[str]:
+    """Enqueue every periodic job whose period has passed; return their names."""
+    started = []
+    policies = runtime.policies
+    for org_id in runtime.org_ids():
+        if not runtime.is_active(org_id):
+            continue
+        if _win(runtime, f"reconcile:{org_id}", policies.reconciler.interval_s):
+            dispatcher.reconcile(org_id)
+            started.append(f"reconcile:{org_id}")
+        if (
+            runtime.manifest.flags.realtime
+            and not runtime.redis.exists(keys.subscriber_lease(org_id))
+            and _win(runtime, f"subscribe:{org_id}", policies.realtime.lease_ttl_s)
+        ):
+            dispatcher.subscribe(org_id)
+            started.append(f"subscribe:{org_id}")
+    return started

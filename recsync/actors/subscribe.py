@@ -1,0 +1,333 @@
+"""The realtime subscriber: one socket per org, held under a Redis lease.
+
+Genesys allows one socket per channel and evicts the oldest of 20 channels per OAuth
+client, so two workers subscribing for one org would fight. The subscriber therefore
+runs only while it holds the org's lease (a Redis key with a TTL, renewed while
+connected). One actor run holds the socket for a bounded session and then hands over
+by sending itself again, so it stays inside the worker's time limit; when its worker
+dies, the lease expires and the periodic jobs send a new subscriber.
+
+The socket is an accelerator, never the only source: events are not durable, so
+after each (re)connect the records that were waiting are fetched once (back-fill),
+and the reconciler catches anything else the socket missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.sync.client import ClientConnection, connect
+
+from recsync.actors.dispatch import Dispatcher
+from recsync.errors import NotYet, PlatformError, RecsyncError
+from recsync.platform.notifications import Frame, parse_frame, ping_frame
+from recsync.runtime import Runtime
+from recsync.store import State, keys
+from recsync.store.topics import TopicRegistry
+
+log = logging.getLogger(__name__)
+
+_RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+EVENT_DEDUP_TTL_MS = 10 * 60 * 1000
+
+
+class _Reconnect(Exception):
+    """Leave the current socket and open a new one; ``new_channel`` says how."""
+
+    def __init__(self, reason: str, *, new_channel: bool) -> None:
+        super().__init__(reason)
+        self.new_channel = new_channel
+
+
+class Subscriber:
+    """One bounded session of an org's realtime subscription."""
+
+    def __init__(self, runtime: Runtime, dispatcher: Dispatcher, org_id: str) -> None:
+        self.runtime = runtime
+        self.dispatcher = dispatcher
+        self.org_id = org_id
+        self.policy = runtime.policies.realtime
+        self.topics = TopicRegistry(runtime.redis, clock=runtime.clock)
+        self.lease_token = uuid.uuid4().hex
+        self._renew = runtime.redis.register_script(_RENEW_LEASE)
+        self._release = runtime.redis.register_script(_RELEASE_LEASE)
+        self.channel: dict[str, Any] | None = None
+        self.subscribed: set[str] = set()
+        self.topics_version = -1
+        self.last_frame_at = 0.0
+
+    # Lease ------------------------------------------------------------------------
+
+    def acquire_lease(self) -> bool:
+        ttl_ms = int(self.policy.lease_ttl_s * 1000)
+        key = keys.subscriber_lease(self.org_id)
+        return bool(self.runtime.redis.set(key, self.lease_token, nx=True, px=ttl_ms))
+
+    def renew_lease(self) -> bool:
+        ttl_ms = int(self.policy.lease_ttl_s * 1000)
+        key = keys.subscriber_lease(self.org_id)
+        return bool(self._renew(keys=[key], args=[self.lease_token, ttl_ms]))
+
+    def release_lease(self) -> None:
+        self._release(
+            keys=[keys.subscriber_lease(self.org_id)], args=[self.lease_token]
+        )
+
+    def _set_status(self, state: str, **fields: Any) -> None:
+        mapping = {"state": state, "seen_at": repr(self.runtime.clock()), **fields}
+        self.runtime.redis.hset(
+            keys.subscriber_status(self.org_id),
+            mapping={k: str(v) for k, v in mapping.items()},
+        )
+
+    # Session ------------------------------------------------------------------------
+
+    def run(self) -> str:
+        """Hold the socket until the session ends; return why it ended."""
+        if not self.acquire_lease():
+            return "lease-held"
+        deadline = time.monotonic() + self.policy.session_s
+        outcome = "session-ended"
+        try:
+            new_channel = False
+            while time.monotonic() < deadline:
+                if not self.runtime.is_active(self.org_id):
+                    outcome = "inactive"
+                    break
+                try:
+                    self._connect_and_listen(deadline, new_channel=new_channel)
+                    break
+                except _Reconnect as exc:
+                    log.info("org %s: realtime reconnect: %s", self.org_id, exc)
+                    self.runtime.store.incr(self.org_id, "realtime:reconnects")
+                    new_channel = exc.new_channel
+                except (
+                    NotYet,
+                    PlatformError,
+                    OSError,
+                    ConnectionClosed,
+                    InvalidHandshake,
+                    InvalidURI,
+                    TimeoutError,
+                ) as exc:
+                    log.warning("org %s: realtime session failed: %s", self.org_id, exc)
+                    self.runtime.store.incr(self.org_id, "realtime:errors")
+                    outcome = "error"
+                    break
+                if not self.renew_lease():
+                    outcome = "lease-lost"
+                    break
+        finally:
+            self._set_status("down", reason=outcome)
+            self.release_lease()
+        return outcome
+
+    def _open_channel(self, *, new_channel: bool) -> dict[str, Any]:
+        client = self.runtime.org(self.org_id).client
+        stored = self.runtime.redis.hmget(
+            keys.subscriber_status(self.org_id), "channel_id", "connect_uri"
+        )
+        if not new_channel and stored[0] and stored[1]:
+            channel_id = stored[0].decode()
+            if client.channel_alive(channel_id):
+                return {"id": channel_id, "connectUri": stored[1].decode()}
+        channel = client.create_channel()
+        self.subscribed = set()
+        self.topics_version = -1
+        return channel
+
+    def _connect_and_listen(self, deadline: float, *, new_channel: bool) -> None:
+        self._set_status("connecting")
+        self.channel = self._open_channel(new_channel=new_channel)
+        timeout_s = max(self.runtime.policies.request_timeout_s, 1.0)
+        with connect(
+            self.channel["connectUri"], open_timeout=timeout_s, max_size=2**20
+        ) as socket:
+            self.subscribed = set()
+            self.topics_version = -1
+            self._sync_topics()
+            self.last_frame_at = time.monotonic()
+            self._set_status(
+                "connected",
+                channel_id=self.channel["id"],
+                connect_uri=self.channel["connectUri"],
+                since=repr(self.runtime.clock()),
+            )
+            log.info(
+                "org %s: realtime connected to channel %s",
+                self.org_id,
+                self.channel["id"],
+            )
+            self._backfill()
+            self._listen(socket, deadline)
+
+    def _listen(self, socket: ClientConnection, deadline: float) -> None:
+        tick_s = min(1.0, max(self.policy.heartbeat_timeout_s / 10, 0.05))
+        next_tick = time.monotonic() + tick_s
+        pinged = False
+        while time.monotonic() < deadline:
+            try:
+                raw = socket.recv(timeout=tick_s)
+            except TimeoutError:
+                raw = None
+            except ConnectionClosed as exc:
+                raise _Reconnect(
+                    f"socket closed ({exc.rcvd})", new_channel=False
+                ) from exc
+            now = time.monotonic()
+            if raw is not None:
+                self.last_frame_at = now
+                pinged = False
+                self._handle(parse_frame(raw))
+            if now >= next_tick:
+                next_tick = now + tick_s
+                self._tick()
+            silence_s = now - self.last_frame_at
+            if silence_s > self.policy.heartbeat_timeout_s:
+                raise _Reconnect(f"no frame for {silence_s:.1f} s", new_channel=False)
+            if not pinged and silence_s > self.policy.heartbeat_timeout_s / 2:
+                socket.send(ping_frame())
+                pinged = True
+
+    def _tick(self) -> None:
+        if not self.renew_lease():
+            raise _Reconnect("lease lost", new_channel=False)
+        if not self.runtime.is_active(self.org_id):
+            raise _Reconnect("org deactivated", new_channel=False)
+        self.runtime.redis.hset(
+            keys.subscriber_status(self.org_id), "seen_at", repr(self.runtime.clock())
+        )
+        self._sync_topics()
+
+    # Topics -------------------------------------------------------------------------
+
+    def _sync_topics(self) -> None:
+        version = self.topics.version(self.org_id)
+        if version == self.topics_version or self.channel is None:
+            return
+        wanted = set(
+            self.topics.wanted(self.org_id, limit=self.policy.max_topics_per_channel)
+        )
+        added = sorted(wanted - self.subscribed)
+        removed = self.subscribed - wanted
+        client = self.runtime.org(self.org_id).client
+        if removed and len(removed) >= len(self.subscribed) // 4:
+            states = client.subscribe(self.channel["id"], sorted(wanted), replace=True)
+            self.subscribed = self._permitted(states)
+        elif added:
+            states = client.subscribe(self.channel["id"], added)
+            self.subscribed |= self._permitted(states)
+        self.topics_version = version
+        self.runtime.redis.hset(
+            keys.subscriber_status(self.org_id), "topics", str(len(self.subscribed))
+        )
+
+    def _permitted(self, states: list[dict[str, Any]]) -> set[str]:
+        permitted = set()
+        for entity in states:
+            topic = str(entity.get("id", ""))
+            state = entity.get("state", "Permitted")
+            if state == "Rejected":
+                self.runtime.store.incr(self.org_id, "realtime:topics-rejected")
+                log.warning(
+                    "org %s: topic %s rejected (missing permissions: %s); its records "
+                    "fall back to polling",
+                    self.org_id,
+                    topic,
+                    entity.get("missingPermissions") or entity.get("reason"),
+                )
+            else:
+                permitted.add(topic)
+        return permitted
+
+    # Frames -------------------------------------------------------------------------
+
+    def _handle(self, frame: Frame) -> None:
+        store = self.runtime.store
+        if frame.kind in ("heartbeat", "pong", "subscription_updated"):
+            return
+        if frame.kind == "socket_closing":
+            raise _Reconnect("platform is closing the socket", new_channel=False)
+        if frame.kind == "no_longer_subscribed":
+            raise _Reconnect("channel no longer subscribed", new_channel=True)
+        if frame.kind == "token_revoked":
+            org = self.runtime.org(self.org_id)
+            org.client.tokens.invalidate(org.client.tokens.token())
+            raise _Reconnect("token revoked", new_channel=True)
+        if frame.kind == "recording":
+            self._on_recording(frame)
+            return
+        store.incr(self.org_id, f"realtime:frames-{frame.kind}")
+        if frame.kind == "invalid":
+            log.info("org %s: ignored a frame: %s", self.org_id, frame.problem)
+
+    def _on_recording(self, frame: Frame) -> None:
+        assert frame.recording_id is not None and frame.conversation_id is not None
+        store = self.runtime.store
+        dedup_key = (
+            keys.event_seen(self.org_id) + f":{frame.recording_id}:{frame.file_state}"
+        )
+        try:
+            first = self.runtime.redis.set(dedup_key, 1, nx=True, px=EVENT_DEDUP_TTL_MS)
+        except RecsyncError:
+            first = True
+        if not first:
+            store.incr(self.org_id, "realtime:duplicate-events")
+            return
+        store.incr(self.org_id, "realtime:events")
+        if frame.file_state in ("UPLOADING", "RESTORING"):
+            return
+        try:
+            record = store.get(self.org_id, frame.recording_id)
+        except RecsyncError:
+            store.incr(self.org_id, "realtime:frames-invalid")
+            return
+        if record is None:
+            # An unknown recording is discovered from the stream and tracked.
+            store.track(
+                self.org_id,
+                frame.conversation_id,
+                frame.recording_id,
+                user_id=frame.user_id,
+                deadline_s=self.runtime.backoff.deadline_s,
+                source="realtime",
+            )
+        elif record.state.settled:
+            return
+        self.dispatcher.fetch(self.org_id, frame.recording_id, reason="event")
+
+    def _backfill(self) -> None:
+        """Fetch once every record that waited while no socket was listening."""
+        store = self.runtime.store
+        sent = 0
+        for state in (State.ASYNC_PENDING,):
+            offset: int | None = 0
+            while offset is not None:
+                page, offset = store.list_by_state(
+                    self.org_id, state, offset=offset, limit=500
+                )
+                for record in page:
+                    self.dispatcher.fetch(
+                        self.org_id, record.recording_id, reason="backfill"
+                    )
+                    sent += 1
+        if sent:
+            store.incr(self.org_id, "realtime:backfilled", sent)
+            log.info(
+                "org %s: back-filled %d records after (re)connecting", self.org_id, sent
+            )

@@ -1,0 +1,295 @@
+"""The ``recsync`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import attrs
+import click
+from rich.console import Console
+from rich.table import Table
+
+from recsync.errors import ManifestError
+
+err_console = Console(stderr=True)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.option(
+    "--log-level",
+    default="warning",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Level of the log lines written to standard error.",
+)
+@click.version_option(package_name="appfoundry-recsync")
+def main(log_level: str) -> None:
+    """Keep Genesys Cloud recording metadata in sync across orgs without blocking."""
+    _configure_logging(log_level)
+
+
+@main.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+def check(manifest: str) -> None:
+    """Validate MANIFEST; print every problem and exit 2, or a summary and exit 0."""
+    from recsync.manifest import load_manifest, summarize
+
+    try:
+        loaded = load_manifest(manifest)
+    except ManifestError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    click.echo(summarize(loaded))
+
+
+@main.command()
+@click.option(
+    "--manifest",
+    "manifest_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Manifest file the workers load.",
+)
+@click.option(
+    "--broker",
+    "broker_url",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="Broker URL: redis://HOST:PORT/DB or amqp://USER:PASSWORD@HOST:PORT/.",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    help="Redis URL for record state [default: the broker URL when it is Redis,"
+    " else redis://127.0.0.1:6379/0].",
+)
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker processes.",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="Worker threads per process.",
+)
+def worker(
+    manifest_path: str,
+    broker_url: str,
+    redis_url: str | None,
+    processes: int,
+    threads: int,
+) -> None:
+    """Run Dramatiq worker processes for recsync's actors."""
+    from recsync.manifest import load_manifest
+
+    try:
+        load_manifest(manifest_path)
+    except ManifestError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    if redis_url is None:
+        redis_url = (
+            broker_url if broker_url.startswith("redis") else "redis://127.0.0.1:6379/0"
+        )
+    os.environ["RECSYNC_MANIFEST"] = os.path.abspath(manifest_path)
+    os.environ["RECSYNC_BROKER_URL"] = broker_url
+    os.environ["RECSYNC_REDIS_URL"] = redis_url
+
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    args = make_argument_parser().parse_args(
+        ["recsync.actors", "--processes", str(processes), "--threads", str(threads)]
+    )
+    sys.exit(dramatiq_main(args))
+
+
+@main.command()
+@click.option(
+    "--scenario",
+    default=None,
+    help="Scenario: a shipped name (default, storm, flaky-socket) or a YAML file.",
+)
+@click.option(
+    "--time-scale",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Wall seconds per platform second, for the emulator and every policy.",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    help="Use this Redis (redis://HOST:PORT/DB) instead of the embedded one.",
+)
+@click.option(
+    "--realtime/--no-realtime",
+    default=True,
+    show_default=True,
+    help="Subscribe to the notification stream.",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="In-process worker threads.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object."
+)
+def demo(
+    scenario: str | None,
+    time_scale: float,
+    redis_url: str | None,
+    realtime: bool,
+    threads: int,
+    as_json: bool,
+) -> None:
+    """Run the whole sync against the emulator and print a summary."""
+    from recsync.demo import Demo
+
+    try:
+        run = Demo(
+            scenario=scenario,
+            time_scale=time_scale,
+            redis_url=redis_url,
+            realtime=realtime,
+            threads=threads,
+        )
+    except (ValueError, OSError) as exc:
+        click.echo(f"recsync demo: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        summary = run.run()
+        click.echo(json.dumps(attrs.asdict(summary), sort_keys=True))
+    else:
+        summary = _run_with_progress(run)
+        _print_summary(summary)
+    sys.exit(0 if summary.ok else 1)
+
+
+def _run_with_progress(run: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("records settled", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        run.progress = update
+        return run.run()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _print_summary(summary: Any) -> None:
+    console = Console()
+    table = Table(
+        title=f"recsync demo (realtime {'on' if summary.realtime else 'off'}, "
+        f"time scale {summary.time_scale})"
+    )
+    for column in (
+        "org",
+        "role",
+        "records",
+        "ready",
+        "failed",
+        "platform calls",
+        "408s",
+        "lag p50 (s)",
+        "lag p95 (s)",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("org", "role") else "left"
+        )
+    for org in summary.orgs:
+        table.add_row(
+            org.org_id,
+            org.role,
+            str(org.records),
+            str(org.ready),
+            str(org.failed),
+            str(org.platform_calls),
+            str(org.timeouts_408),
+            _fmt(org.lag_p50_s),
+            _fmt(org.lag_p95_s),
+        )
+    table.add_row(
+        "all",
+        "",
+        str(summary.records),
+        str(summary.ready),
+        str(summary.failed),
+        str(summary.platform_calls),
+        str(summary.timeouts_408),
+        _fmt(summary.propagation_to_ready_p50_s),
+        _fmt(summary.propagation_to_ready_p95_s),
+        style="bold",
+    )
+    console.print(table)
+    console.print(
+        f"platform calls per record: {summary.calls_per_record:.2f}; "
+        f"429s: {summary.rate_limited_429}; "
+        f"lag = time from propagation to ready, in platform seconds; "
+        f"wall time {summary.elapsed_s:.1f} s"
+    )
+
+
+@main.command()
+@click.option(
+    "--scenario",
+    default="default",
+    show_default=True,
+    help="Scenario: a shipped name or a YAML file.",
+)
+@click.option(
+    "--time-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Wall seconds per platform second.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind (0 picks a free one).",
+)
+def emulator(scenario: str, time_scale: float, host: str, port: int) -> None:
+    """Run the Genesys Cloud emulator alone until Ctrl-C."""
+    from recsync.emulator import run_emulator
+
+    run_emulator(scenario, time_scale=time_scale, host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Genesys Cloud client: OAuth, REST over httpx, notifications over websockets."""

@@ -1,0 +1,206 @@
+"""Per-process runtime: the manifest, Redis, the record store and one client per org.
+
+Actors run in worker processes that share nothing but Redis, so each process builds
+its own runtime from the manifest and the environment, once, and reuses it for every
+message. The manifest's durations are converted to wall seconds here (``time_scale``)
+so the rest of the code only ever sees wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import httpx
+import redis
+
+from recsync.manifest import Manifest, OrgConfig
+from recsync.platform.auth import TokenProvider
+from recsync.platform.client import CallRecord, PlatformClient
+from recsync.resilience.backoff import BackoffSchedule
+from recsync.resilience.budget import ApiBudget
+from recsync.store import RecordStore, keys
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# How long a fetch may hold a record before another worker may take it over: several
+# request timeouts, so a slow but live worker is not overtaken.
+CLAIM_LEASE_TIMEOUTS = 4
+
+
+@attrs.define
+class OrgRuntime:
+    """What one org needs at run time: its config, client and budget."""
+
+    config: OrgConfig
+    client: PlatformClient
+    budget: ApiBudget
+    http: httpx.Client
+
+
+class Runtime:
+    """Everything an actor needs, built once per process."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        client: redis.Redis,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock = time.time,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.manifest = manifest.scaled()
+        self.time_scale = manifest.time_scale
+        self.redis = client
+        self.clock = clock
+        self.environ = dict(os.environ if environ is None else environ)
+        self.store = RecordStore(client, clock=clock)
+        self._transport = transport
+        self._orgs: dict[str, OrgRuntime] = {}
+        self._lock = threading.Lock()
+        retry = self.manifest.policies.retry
+        self.backoff = BackoffSchedule(
+            initial_delay_s=retry.initial_delay_s,
+            multiplier=retry.multiplier,
+            max_delay_s=retry.max_delay_s,
+            jitter=str(retry.jitter),
+            deadline_s=retry.deadline_s,
+        )
+
+    @property
+    def policies(self) -> Any:
+        return self.manifest.policies
+
+    @property
+    def claim_lease_s(self) -> float:
+        return self.policies.request_timeout_s * CLAIM_LEASE_TIMEOUTS
+
+    def org_ids(self) -> list[str]:
+        return [org.id for org in self.manifest.orgs]
+
+    def org(self, org_id: str) -> OrgRuntime:
+        """Return the org's runtime, building its client on first use."""
+        existing = self._orgs.get(org_id)
+        if existing is not None:
+            return existing
+        with self._lock:
+            if org_id not in self._orgs:
+                self._orgs[org_id] = self._build_org(self.manifest.org(org_id))
+            return self._orgs[org_id]
+
+    def _build_org(self, config: OrgConfig) -> OrgRuntime:
+        client_id, client_secret = config.resolve_credentials(self.environ)
+        timeout_s = self.policies.request_timeout_s
+        http = httpx.Client(
+            timeout=httpx.Timeout(timeout_s),
+            transport=self._transport,
+            headers={"User-Agent": "appfoundry-recsync"},
+            verify=True,
+        )
+        budget = ApiBudget(
+            self.redis,
+            config.id,
+            requests_per_minute=int(max(config.rate_limit.requests_per_minute, 1)),
+            clock=self.clock,
+        )
+        tokens = TokenProvider(
+            org_id=config.id,
+            client=self.redis,
+            http=http,
+            token_url=config.login_host.rstrip("/") + "/oauth/token",
+            client_id=client_id,
+            client_secret=client_secret,
+            time_scale=self.time_scale,
+            clock=self.clock,
+        )
+        client = PlatformClient(
+            org_id=config.id,
+            api_base_url=config.api_host,
+            http=http,
+            tokens=tokens,
+            budget=budget,
+            time_scale=self.time_scale,
+            observe=lambda call: self._observe(config.id, call),
+            clock=self.clock,
+        )
+        return OrgRuntime(config=config, client=client, budget=budget, http=http)
+
+    def _observe(self, org_id: str, call: CallRecord) -> None:
+        status = "timeout" if call.timed_out else str(call.status or "error")
+        pipe = self.redis.pipeline(transaction=False)
+        counters = keys.counters(org_id)
+        pipe.hincrby(counters, "platform_calls", 1)
+        pipe.hincrby(counters, f"status:{status}", 1)
+        pipe.hincrby(counters, f"calls:{call.endpoint}", 1)
+        pipe.hincrbyfloat(counters, "platform_wait_s", call.elapsed_s)
+        pipe.execute()
+
+    def is_active(self, org_id: str) -> bool:
+        """Whether the host has activated the org (and not deactivated it since)."""
+        return self.redis.hget(keys.org_active(org_id), "active") == b"1"
+
+    def realtime_connected(self, org_id: str) -> bool:
+        """Whether the org's subscriber reported a live socket within the heartbeat
+        timeout."""
+        if not self.manifest.flags.realtime:
+            return False
+        state, seen = self.redis.hmget(
+            keys.subscriber_status(org_id), "state", "seen_at"
+        )
+        if state != b"connected" or seen is None:
+            return False
+        timeout_s = self.policies.realtime.heartbeat_timeout_s
+        return self.clock() - float(seen) < timeout_s
+
+    def close(self) -> None:
+        for org in self._orgs.values():
+            org.http.close()
+        self._orgs.clear()
+
+
+_current: Runtime | None = None
+_factory: Callable[[], Runtime] | None = None
+_current_lock = threading.Lock()
+
+
+def install(
+    runtime: Runtime | None = None, *, factory: Callable[[], Runtime] | None = None
+) -> None:
+    """Set this process's runtime, or a factory that builds it on first use."""
+    global _current, _factory
+    with _current_lock:
+        _current = runtime
+        _factory = factory
+
+
+def current() -> Runtime:
+    """Return this process's runtime, building it from the environment if needed."""
+    global _current
+    if _current is not None:
+        return _current
+    with _current_lock:
+        if _current is None:
+            _current = (_factory or runtime_from_environment)()
+        return _current
+
+
+def runtime_from_environment() -> Runtime:
+    """Build a runtime from ``RECSYNC_MANIFEST`` and ``RECSYNC_REDIS_URL``."""
+    from recsync.manifest import load_manifest
+
+    path = os.environ.get("RECSYNC_MANIFEST")
+    if not path:
+        raise RuntimeError(
+            "RECSYNC_MANIFEST is not set; start workers with `recsync worker --manifest "
+            "FILE`, or export RECSYNC_MANIFEST=FILE before `dramatiq recsync.actors`"
+        )
+    url = os.environ.get("RECSYNC_REDIS_URL", "redis://127.0.0.1:6379/0")
+    return Runtime(load_manifest(path), redis.Redis.from_url(url))

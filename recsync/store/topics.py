@@ -1,0 +1,57 @@
+"""The realtime topics each org's subscriber should hold.
+
+Writers (the host's ``track`` call, the fetch actor when a record settles) add and
+remove topics here; the org's subscriber reads the set and its version counter and
+brings the channel's subscriptions in line. Topics are per recording
+(``v2.users.{userId}.conversations.{conversationId}.recordings.{recordingId}``, the
+transcode-complete topic), so a settled recording's topic can be dropped at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+
+from recsync.store import keys
+
+
+def recording_topic(user_id: str, conversation_id: str, recording_id: str) -> str:
+    return (
+        f"v2.users.{user_id}.conversations.{conversation_id}.recordings.{recording_id}"
+    )
+
+
+class TopicRegistry:
+    """Per-org sorted set of wanted topics, oldest first, with a version counter."""
+
+    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.time):
+        self.redis = client
+        self.clock = clock
+
+    def _version_key(self, org_id: str) -> str:
+        return keys.watch_topics(org_id) + ":version"
+
+    def add(self, org_id: str, topic: str) -> None:
+        pipe = self.redis.pipeline()
+        pipe.zadd(keys.watch_topics(org_id), {topic: self.clock()}, nx=True)
+        pipe.incr(self._version_key(org_id))
+        pipe.execute()
+
+    def remove(self, org_id: str, topic: str) -> None:
+        pipe = self.redis.pipeline()
+        pipe.zrem(keys.watch_topics(org_id), topic)
+        pipe.incr(self._version_key(org_id))
+        pipe.execute()
+
+    def version(self, org_id: str) -> int:
+        return int(self.redis.get(self._version_key(org_id)) or 0)
+
+    def wanted(self, org_id: str, *, limit: int) -> list[str]:
+        """Return the ``limit`` oldest wanted topics."""
+        raw = self.redis.zrange(keys.watch_topics(org_id), 0, limit - 1)
+        return [t.decode() if isinstance(t, bytes) else t for t in raw]
+
+    def count(self, org_id: str) -> int:
+        return int(self.redis.zcard(keys.watch_topics(org_id)))
