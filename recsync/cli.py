@@ -115,7 +115,7 @@ def worker(
     from dramatiq.cli import make_argument_parser
 
     args = make_argument_parser().parse_args(
-        ["recsync.actors", "--processes", str(processes), "--threads", str(threads)]
+        ["recsync.actors.tasks", "--processes", str(processes), "--threads", str(threads)]
     )
     sys.exit(dramatiq_main(args))
 

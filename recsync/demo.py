@@ -179,7 +179,7 @@ class Demo:
         broker = make_broker(self.redis_url if self.redis_url else "stub://")
         install_broker(broker)
         runtime_module.install(runtime)
-        import recsync.actors  # declares the actors on the installed broker
+        import recsync.actors.tasks  # declares the actors on the installed broker
 
         if self.redis_url is not None:
             broker.flush_all()
@@ -195,7 +195,7 @@ class Demo:
 
             host.register(RecsyncPlugin(runtime), name="recsync")
         host.start(manifest)
-        del recsync
+
 
         timeline = self.emulator.world.timeline()
         feeder = threading.Thread(
@@ -209,18 +209,19 @@ class Demo:
 
     def _announce(self, host: Host, timeline: list[Any], manifest: Manifest) -> None:
         """Play the host: announce each recording to every org once the primary has it."""
-        by_recording: dict[str, Any] = {}
-        for entry in timeline:
-            if entry.org == manifest.primary.id:
-                by_recording[entry.recording_id] = entry
-        clock = self.emulator.world.clock
-        for entry in sorted(by_recording.values(), key=lambda e: e.visible_at_s):
-            wait_s = (entry.visible_at_s - clock.now()) * self.time_scale
+        primary = manifest.primary.id
+        entries = [e for e in timeline if e["org"] == primary]
+        world = self.emulator.world
+        for entry in sorted(entries, key=lambda e: e["visible_at_s"]):
+            wait_s = (entry["visible_at_s"] - world.now()) * self.time_scale
             if wait_s > 0:
                 time.sleep(wait_s)
             for org in manifest.orgs:
                 host.recording_created(
-                    org.id, entry.conversation_id, entry.recording_id, entry.user_id
+                    org.id,
+                    entry["conversation_id"],
+                    entry["recording_id"],
+                    entry["user_id"],
                 )
 
     def _settled(self, runtime: Runtime, manifest: Manifest) -> int:
@@ -253,17 +254,17 @@ class Demo:
         elapsed_s: float,
     ) -> DemoSummary:
         world = self.emulator.world
-        wall_start = time.time() - world.clock.now() * self.time_scale
+        wall_start = time.time() - world.now() * self.time_scale
         org_summaries = []
         all_lags: list[float] = []
-        stats = world.stats_snapshot()
+        stats = world.stats.snapshot(channels={}, sockets={})
         for org in manifest.orgs:
-            entries = [e for e in timeline if e.org == org.id]
+            entries = [e for e in timeline if e["org"] == org.id]
             lags = []
             for entry in entries:
-                record = runtime.store.get(org.id, entry.recording_id)
+                record = runtime.store.get(org.id, entry["recording_id"])
                 if record is not None and record.ready_at is not None:
-                    visible_wall = wall_start + entry.visible_at_s * self.time_scale
+                    visible_wall = wall_start + entry["visible_at_s"] * self.time_scale
                     lags.append(
                         max(record.ready_at - visible_wall, 0.0) / self.time_scale
                     )
@@ -279,7 +280,7 @@ class Demo:
                     ready=counts[str(State.READY)],
                     failed=counts[str(State.FAILED)],
                     platform_calls=int(counters.get("platform_calls", 0)),
-                    timeouts_408=int(org_stats.get("status_408", 0)),
+                    timeouts_408=int(org_stats.get("timeouts_408", 0)),
                     lag_p50_s=_percentile(lags, 0.5),
                     lag_p95_s=_percentile(lags, 0.95),
                 )
@@ -297,7 +298,8 @@ class Demo:
             calls_per_record=calls / records if records else 0.0,
             timeouts_408=sum(o.timeouts_408 for o in org_summaries),
             rate_limited_429=sum(
-                int(stats.get(o.org_id, {}).get("status_429", 0)) for o in org_summaries
+                int(stats.get(o.org_id, {}).get("rate_limited_429", 0))
+                for o in org_summaries
             ),
             propagation_to_ready_p50_s=_percentile(all_lags, 0.5),
             propagation_to_ready_p95_s=_percentile(all_lags, 0.95),

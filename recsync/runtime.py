@@ -200,7 +200,7 @@ def runtime_from_environment() -> Runtime:
     if not path:
         raise RuntimeError(
             "RECSYNC_MANIFEST is not set; start workers with `recsync worker --manifest "
-            "FILE`, or export RECSYNC_MANIFEST=FILE before `dramatiq recsync.actors`"
+            "FILE`, or export RECSYNC_MANIFEST=FILE before `dramatiq recsync.actors.tasks`"
         )
     url = os.environ.get("RECSYNC_REDIS_URL", "redis://127.0.0.1:6379/0")
     return Runtime(load_manifest(path), redis.Redis.from_url(url))

@@ -48,7 +48,7 @@ class RecsyncPlugin:
 
     @staticmethod
     def _dispatcher() -> Any:
-        from recsync.actors import dispatcher
+        from recsync.actors.tasks import dispatcher
 
         return dispatcher
 

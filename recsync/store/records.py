@@ -386,9 +386,10 @@ class RecordStore:
     def incr(self, org_id: str, counter: str, amount: int = 1) -> None:
         self.redis.hincrby(keys.counters(org_id), counter, amount)
 
-    def counters(self, org_id: str) -> dict[str, int]:
+    def counters(self, org_id: str) -> dict[str, float]:
+        """Return the org's counters; totals of seconds are floats."""
         raw = self.redis.hgetall(keys.counters(org_id))
-        return {_text(k) or "": int(v) for k, v in raw.items()}
+        return {_text(k) or "": float(v) for k, v in raw.items()}
 
     def org_ids(self) -> list[str]:
         return sorted(_text(o) or "" for o in self.redis.smembers(keys.orgs()))

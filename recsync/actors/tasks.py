@@ -1,0 +1,115 @@
+"""The Dramatiq actors: fetch, subscribe, reconcile.
+
+Importing this module declares the actors on the installed broker (see
+:mod:`recsync.actors.broker`), so ``dramatiq recsync.actors.tasks`` runs a worker.
+The actors are thin: each builds nothing, takes the process's runtime and calls the
+logic in :mod:`recsync.actors.fetch`, :mod:`recsync.actors.subscribe` and
+:mod:`recsync.actors.reconcile`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from recsync import runtime as _runtime
+from recsync.actors.broker import broker_from_environment
+from recsync.actors.fetch import fetch_record
+from recsync.actors.periodic import PeriodicJobs
+from recsync.actors.reconcile import reconcile_org
+from recsync.actors.subscribe import Subscriber
+
+log = logging.getLogger(__name__)
+
+QUEUE = "recsync"
+REALTIME_QUEUE = "recsync-realtime"
+
+broker = broker_from_environment()
+
+
+def _ms(seconds: float) -> int:
+    return max(int(seconds * 1000), 0)
+
+
+class ActorDispatcher:
+    """Sends recsync's messages through the Dramatiq actors below."""
+
+    def fetch(
+        self,
+        org_id: str,
+        recording_id: str,
+        *,
+        reason: str,
+        expected_attempts: int | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
+        fetch_metadata.send_with_options(
+            args=(org_id, recording_id),
+            kwargs={"reason": reason, "expected_attempts": expected_attempts},
+            delay=_ms(delay_s) or None,
+        )
+
+    def subscribe(self, org_id: str, *, delay_s: float = 0.0) -> None:
+        subscribe.send_with_options(args=(org_id,), delay=_ms(delay_s) or None)
+
+    def reconcile(self, org_id: str) -> None:
+        reconcile.send(org_id)
+
+    def sweep(self, org_id: str) -> None:
+        log.debug("org %s: batch sweep requested", org_id)
+
+
+dispatcher = ActorDispatcher()
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=120_000)
+def fetch_metadata(
+    org_id: str,
+    recording_id: str,
+    *,
+    reason: str = "retry",
+    expected_attempts: int | None = None,
+) -> None:
+    """Fetch one recording's metadata without waiting on the platform."""
+    fetch_record(
+        _runtime.current(),
+        dispatcher,
+        org_id,
+        recording_id,
+        reason=reason,
+        expected_attempts=expected_attempts,
+    )
+
+
+@dramatiq.actor(queue_name=REALTIME_QUEUE, max_retries=0, time_limit=3_600_000)
+def subscribe(org_id: str) -> None:
+    """Hold the org's realtime socket for one session, then hand over."""
+    runtime = _runtime.current()
+    outcome = Subscriber(runtime, dispatcher, org_id).run()
+    log.info("org %s: realtime session ended: %s", org_id, outcome)
+    if outcome in ("session-ended", "error") and runtime.is_active(org_id):
+        delay_s = 0.0 if outcome == "session-ended" else runtime.backoff.initial_delay_s
+        dispatcher.subscribe(org_id, delay_s=delay_s)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=120_000)
+def reconcile(org_id: str) -> None:
+    """Re-send every overdue record of one org."""
+    reconcile_org(_runtime.current(), dispatcher, org_id)
+
+
+broker.add_middleware(
+    PeriodicJobs(runtime=_runtime.current, dispatcher=lambda: dispatcher)
+)
+
+__all__ = [
+    "QUEUE",
+    "REALTIME_QUEUE",
+    "ActorDispatcher",
+    "broker",
+    "dispatcher",
+    "fetch_metadata",
+    "reconcile",
+    "subscribe",
+]
