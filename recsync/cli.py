@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
+from types import FrameType
 from typing import Any
 
 import attrs
@@ -15,6 +19,7 @@ from rich.table import Table
 
 from recsync.errors import ManifestError
 
+log = logging.getLogger(__name__)
 err_console = Console(stderr=True)
 
 
@@ -88,14 +93,29 @@ def check(manifest: str) -> None:
     type=click.IntRange(1, 1024),
     help="Worker threads per process.",
 )
+@click.option(
+    "--shutdown-timeout",
+    "shutdown_timeout_s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a worker process waits on SIGTERM for running messages before it"
+    " requeues what it holds and exits.",
+)
 def worker(
     manifest_path: str,
     broker_url: str,
     redis_url: str | None,
     processes: int,
     threads: int,
+    shutdown_timeout_s: float,
 ) -> None:
-    """Run Dramatiq worker processes for recsync's actors."""
+    """Run Dramatiq worker processes for recsync's actors, and supervise them.
+
+    Exits 0 after SIGTERM or SIGINT once the workers have drained, and non-zero when
+    the workers end without being asked to (a worker process died or failed to boot),
+    so a process manager restarts the whole group.
+    """
     from recsync.manifest import load_manifest
 
     try:
@@ -107,17 +127,68 @@ def worker(
         redis_url = (
             broker_url if broker_url.startswith("redis") else "redis://127.0.0.1:6379/0"
         )
-    os.environ["RECSYNC_MANIFEST"] = os.path.abspath(manifest_path)
-    os.environ["RECSYNC_BROKER_URL"] = broker_url
-    os.environ["RECSYNC_REDIS_URL"] = redis_url
+    env = dict(os.environ)
+    env["RECSYNC_MANIFEST"] = os.path.abspath(manifest_path)
+    env["RECSYNC_BROKER_URL"] = broker_url
+    env["RECSYNC_REDIS_URL"] = redis_url
+    command = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "recsync.actors.tasks",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--worker-shutdown-timeout",
+        str(int(shutdown_timeout_s * 1000)),
+    ]
+    sys.exit(supervise_workers(command, env=env))
 
-    from dramatiq.cli import main as dramatiq_main
-    from dramatiq.cli import make_argument_parser
 
-    args = make_argument_parser().parse_args(
-        ["recsync.actors.tasks", "--processes", str(processes), "--threads", str(threads)]
+# Signals that ask the workers to stop (forwarded, then the exit code is 0 when they
+# drain) and signals that are only forwarded (SIGHUP makes Dramatiq reload in place).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_FORWARDED_SIGNALS = (*_STOP_SIGNALS, signal.SIGHUP)
+EXIT_WORKER_DIED = 1
+
+
+def supervise_workers(command: list[str], *, env: dict[str, str]) -> int:
+    """Run the Dramatiq CLI ``command`` as a child; return this command's exit code.
+
+    Dramatiq 2.2.1's CLI already stops every worker process when one of them exits,
+    but it returns that process's own exit code, so a worker that exits with 0 ends
+    the group with 0. The supervisor reports any end it did not ask for as a failure.
+    """
+    # A session of its own keeps a terminal's Ctrl-C from reaching Dramatiq directly
+    # as well as through this process: a second signal makes Dramatiq's workers exit
+    # at once instead of draining.
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+    stop_requested = False
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop_requested
+        if signum in _STOP_SIGNALS:
+            stop_requested = True
+        log.info("forwarding signal %s to Dramatiq (pid %d)", signum, child.pid)
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop_requested:
+        log.info("workers stopped on request (Dramatiq exit code %d)", code)
+        return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+    log.error(
+        "workers exited without a stop request (Dramatiq exit code %d); exiting %d",
+        code,
+        code if code > 0 else EXIT_WORKER_DIED,
     )
-    sys.exit(dramatiq_main(args))
+    return code if code > 0 else EXIT_WORKER_DIED
 
 
 @main.command()
@@ -128,7 +199,7 @@ def worker(
 )
 @click.option(
     "--time-scale",
-    default=0.05,
+    default=0.2,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Wall seconds per platform second, for the emulator and every policy.",

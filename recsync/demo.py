@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
 
 import attrs
 import dramatiq
+import httpx
 import redis
 
 from recsync import runtime as runtime_module
 from recsync.actors.broker import install_broker, make_broker
-from recsync.emulator import EmulatorServer, load_scenario, scenario_by_name
+from recsync.emulator import load_scenario
 from recsync.hooks import Host
 from recsync.manifest import Manifest, manifest_from_mapping
 from recsync.runtime import Runtime
@@ -30,7 +34,7 @@ from recsync.store import State, keys
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIME_SCALE = 0.05
+DEFAULT_TIME_SCALE = 0.2
 
 
 @attrs.frozen
@@ -70,6 +74,76 @@ class DemoSummary:
     @property
     def ok(self) -> bool:
         return self.records > 0 and self.ready == self.records
+
+
+class EmulatorProcess:
+    """The emulator in a child process, so it does not share the GIL with the workers.
+
+    The demo reads the timeline, clock and statistics over the emulator's
+    ``/_emulator/`` routes, as a user's own tooling would.
+    """
+
+    def __init__(self, scenario: str, *, time_scale: float) -> None:
+        self.scenario = scenario
+        self.time_scale = time_scale
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(base_url=self.base_url, timeout=10.0)
+
+    def start(self, *, timeout_s: float = 20.0) -> EmulatorProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "recsync.emulator",
+            "--scenario",
+            self.scenario,
+            "--time-scale",
+            repr(self.time_scale),
+            "--port",
+            str(self.port),
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                stderr = (
+                    self.process.stderr.read().decode() if self.process.stderr else ""
+                )
+                raise RuntimeError(f"the emulator exited at start: {stderr.strip()}")
+            try:
+                self.http.get("/_emulator/clock").raise_for_status()
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(
+            f"the emulator did not answer on {self.base_url} in {timeout_s} s"
+        )
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def now_s(self) -> float:
+        """Return the emulator's clock in platform seconds."""
+        return float(self.http.get("/_emulator/clock").json()["now_s"])
+
+    def timeline(self) -> list[dict[str, Any]]:
+        return list(self.http.get("/_emulator/timeline").json())
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.http.get("/_emulator/stats").json())
 
 
 def _credential_env(org_id: str, part: str) -> str:
@@ -126,15 +200,8 @@ class Demo:
         timeout_s: float | None = None,
         progress: Any = None,
     ) -> None:
-        self.scenario = (
-            scenario_by_name("default")
-            if scenario is None
-            else (
-                scenario_by_name(scenario)
-                if "/" not in scenario and not scenario.endswith((".yaml", ".yml"))
-                else load_scenario(scenario)
-            )
-        )
+        self.scenario_source = scenario or "default"
+        self.scenario = load_scenario(self.scenario_source)
         self.time_scale = time_scale
         self.redis_url = redis_url
         self.realtime = realtime
@@ -153,7 +220,9 @@ class Demo:
 
     def run(self) -> DemoSummary:
         started = time.monotonic()
-        self.emulator = EmulatorServer(self.scenario, time_scale=self.time_scale)
+        self.emulator = EmulatorProcess(
+            self.scenario_source, time_scale=self.time_scale
+        )
         self.emulator.start()
         try:
             return self._run(started)
@@ -196,8 +265,7 @@ class Demo:
             host.register(RecsyncPlugin(runtime), name="recsync")
         host.start(manifest)
 
-
-        timeline = self.emulator.world.timeline()
+        timeline = self.emulator.timeline()
         feeder = threading.Thread(
             target=self._announce, args=(host, timeline, manifest), daemon=True
         )
@@ -205,15 +273,22 @@ class Demo:
         total = len(timeline)
         self._wait(runtime, manifest, total)
         feeder.join(timeout=1)
-        return self._summarize(runtime, manifest, timeline, time.monotonic() - started)
+        summary = self._summarize(
+            runtime, manifest, timeline, time.monotonic() - started
+        )
+        # Deactivating ends the subscribers' sessions before the emulator goes away.
+        host.stop(manifest)
+        return summary
 
     def _announce(self, host: Host, timeline: list[Any], manifest: Manifest) -> None:
         """Play the host: announce each recording to every org once the primary has it."""
         primary = manifest.primary.id
         entries = [e for e in timeline if e["org"] == primary]
-        world = self.emulator.world
+        # The emulator's clock started before ours; measure the offset once.
+        offset_s = self.emulator.now_s() - time.monotonic() / self.time_scale
         for entry in sorted(entries, key=lambda e: e["visible_at_s"]):
-            wait_s = (entry["visible_at_s"] - world.now()) * self.time_scale
+            now_s = time.monotonic() / self.time_scale + offset_s
+            wait_s = (entry["visible_at_s"] - now_s) * self.time_scale
             if wait_s > 0:
                 time.sleep(wait_s)
             for org in manifest.orgs:
@@ -253,11 +328,10 @@ class Demo:
         timeline: list[Any],
         elapsed_s: float,
     ) -> DemoSummary:
-        world = self.emulator.world
-        wall_start = time.time() - world.now() * self.time_scale
+        wall_start = time.time() - self.emulator.now_s() * self.time_scale
         org_summaries = []
         all_lags: list[float] = []
-        stats = world.stats.snapshot(channels={}, sockets={})
+        stats = self.emulator.stats()
         for org in manifest.orgs:
             entries = [e for e in timeline if e["org"] == org.id]
             lags = []

@@ -23,6 +23,7 @@ from recsync.manifest import Manifest, OrgConfig
 from recsync.platform.auth import TokenProvider
 from recsync.platform.client import CallRecord, PlatformClient
 from recsync.resilience.backoff import BackoffSchedule
+from recsync.resilience.breaker import BreakerChange, CircuitBreaker, is_failure
 from recsync.resilience.budget import ApiBudget
 from recsync.store import RecordStore, keys
 
@@ -34,6 +35,30 @@ Clock = Callable[[], float]
 # request timeouts, so a slow but live worker is not overtaken.
 CLAIM_LEASE_TIMEOUTS = 4
 
+# The endpoint whose breaker decides between single fetches and the batch sweep.
+METADATA_ENDPOINT = "recordingmetadata"
+
+BreakerListener = Callable[..., None]
+
+# Listeners called with ``recsync_breaker_changed``'s keyword arguments (org_id,
+# endpoint, state, failure_ratio, window_s) on every breaker transition in this
+# process. The plugin appends a relay to the host's hook here.
+on_breaker_change: list[BreakerListener] = []
+
+
+def _relay_breaker_change(change: BreakerChange) -> None:
+    for listener in list(on_breaker_change):
+        try:
+            listener(
+                org_id=change.org_id,
+                endpoint=change.endpoint,
+                state=str(change.state),
+                failure_ratio=change.failure_ratio,
+                window_s=change.window_s,
+            )
+        except Exception:  # one listener's bug must not silence the others
+            log.exception("breaker change listener %r failed", listener)
+
 
 @attrs.define
 class OrgRuntime:
@@ -43,6 +68,7 @@ class OrgRuntime:
     client: PlatformClient
     budget: ApiBudget
     http: httpx.Client
+    breaker: CircuitBreaker
 
 
 class Runtime:
@@ -105,10 +131,15 @@ class Runtime:
             headers={"User-Agent": "appfoundry-recsync"},
             verify=True,
         )
+        # The scaled manifest holds requests per wall minute; the platform counts
+        # per (scaled) minute, so the bucket holds one scaled minute's worth.
         budget = ApiBudget(
             self.redis,
             config.id,
-            requests_per_minute=int(max(config.rate_limit.requests_per_minute, 1)),
+            requests_per_minute=max(
+                int(config.rate_limit.requests_per_minute * self.time_scale), 1
+            ),
+            minute_s=60.0 * self.time_scale,
             clock=self.clock,
         )
         tokens = TokenProvider(
@@ -131,9 +162,31 @@ class Runtime:
             observe=lambda call: self._observe(config.id, call),
             clock=self.clock,
         )
-        return OrgRuntime(config=config, client=client, budget=budget, http=http)
+        breaker = CircuitBreaker(
+            self.redis,
+            config.id,
+            METADATA_ENDPOINT,
+            self.policies.breaker,
+            self.clock,
+            probe_ttl_s=self.claim_lease_s,
+            on_change=_relay_breaker_change,
+        )
+        return OrgRuntime(
+            config=config, client=client, budget=budget, http=http, breaker=breaker
+        )
+
+    def breaker(self, org_id: str) -> CircuitBreaker:
+        """Return the org's ``recordingmetadata`` breaker."""
+        return self.org(org_id).breaker
 
     def _observe(self, org_id: str, call: CallRecord) -> None:
+        if call.endpoint == METADATA_ENDPOINT:
+            breaker = self.org(org_id).breaker
+            breaker.record(
+                failure=is_failure(call.status, timed_out=call.timed_out),
+                slow=call.elapsed_s > self.policies.breaker.slow_call_s,
+                probe=breaker.holds_probe(),
+            )
         status = "timeout" if call.timed_out else str(call.status or "error")
         pipe = self.redis.pipeline(transaction=False)
         counters = keys.counters(org_id)

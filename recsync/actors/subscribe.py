@@ -133,6 +133,7 @@ class Subscriber:
                     outcome = "lease-lost"
                     break
         finally:
+            self.topics.mark_live(self.org_id, set(), replace=True)
             self._set_status("down", reason=outcome)
             self.release_lease()
         return outcome
@@ -159,6 +160,7 @@ class Subscriber:
             self.channel["connectUri"], open_timeout=timeout_s, max_size=2**20
         ) as socket:
             self.subscribed = set()
+            self.topics.mark_live(self.org_id, set(), replace=True)
             self.topics_version = -1
             self._sync_topics()
             self.last_frame_at = time.monotonic()
@@ -217,6 +219,14 @@ class Subscriber:
     # Topics -------------------------------------------------------------------------
 
     def _sync_topics(self) -> None:
+        try:
+            self._sync_topics_once()
+        except NotYet as exc:
+            # The org's budget is spent; the version stays old, so the next tick
+            # tries again.
+            log.debug("org %s: topic update postponed: %s", self.org_id, exc)
+
+    def _sync_topics_once(self) -> None:
         version = self.topics.version(self.org_id)
         if version == self.topics_version or self.channel is None:
             return
@@ -229,9 +239,12 @@ class Subscriber:
         if removed and len(removed) >= len(self.subscribed) // 4:
             states = client.subscribe(self.channel["id"], sorted(wanted), replace=True)
             self.subscribed = self._permitted(states)
+            self.topics.mark_live(self.org_id, self.subscribed, replace=True)
         elif added:
             states = client.subscribe(self.channel["id"], added)
-            self.subscribed |= self._permitted(states)
+            permitted = self._permitted(states)
+            self.subscribed |= permitted
+            self.topics.mark_live(self.org_id, permitted, replace=not self.subscribed)
         self.topics_version = version
         self.runtime.redis.hset(
             keys.subscriber_status(self.org_id), "topics", str(len(self.subscribed))

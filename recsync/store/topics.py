@@ -53,5 +53,21 @@ class TopicRegistry:
         raw = self.redis.zrange(keys.watch_topics(org_id), 0, limit - 1)
         return [t.decode() if isinstance(t, bytes) else t for t in raw]
 
+    def _live_key(self, org_id: str) -> str:
+        return keys.watch_topics(org_id) + ":live"
+
+    def mark_live(self, org_id: str, topics: set[str], *, replace: bool) -> None:
+        """Record which topics the platform confirmed on the org's current channel."""
+        pipe = self.redis.pipeline()
+        if replace:
+            pipe.delete(self._live_key(org_id))
+        if topics:
+            pipe.sadd(self._live_key(org_id), *topics)
+        pipe.execute()
+
+    def is_live(self, org_id: str, topic: str) -> bool:
+        """Whether an event on ``topic`` would reach the org's subscriber now."""
+        return bool(self.redis.sismember(self._live_key(org_id), topic))
+
     def count(self, org_id: str) -> int:
         return int(self.redis.zcard(keys.watch_topics(org_id)))

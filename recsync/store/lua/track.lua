@@ -1,4 +1,6 @@
--- Create a record in state 'pending' unless it exists already.
+-- Create a record in state 'pending' unless it exists already. The record may be
+-- fetched at once (next_attempt_at = now); the reconciler sends it only from due-at
+-- on, which leaves time for the fetch the caller sends itself.
 -- KEYS: record hash, due zset, changes stream
 -- ARGV: state-key prefix, recording id, conversation id, user id, now ms,
 --       deadline ms, source, due-at ms, stream maxlen
@@ -18,7 +20,7 @@ end
 redis.call('HSET', record,
   'recording_id', rid, 'conversation_id', cid, 'state', 'pending',
   'attempts', 0, 'created_at', now, 'updated_at', now,
-  'deadline_at', deadline, 'next_attempt_at', due_at, 'source', source)
+  'deadline_at', deadline, 'next_attempt_at', now, 'source', source)
 if uid ~= '' then
   redis.call('HSET', record, 'user_id', uid)
 end
