@@ -362,5 +362,57 @@ def emulator(scenario: str, time_scale: float, host: str, port: int) -> None:
     run_emulator(scenario, time_scale=time_scale, host=host, port=port)
 
 
+@main.command("status-server")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Manifest whose orgs the service serves.",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="Redis URL holding record state.",
+)
+@click.option(
+    "--host", default=None, help="Address to bind [default: manifest status.host]."
+)
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Port to bind [default: manifest status.port].",
+)
+@click.option(
+    "--allow-public",
+    is_flag=True,
+    help="Allow binding a non-loopback address.",
+)
+def status_server(
+    manifest_path: str,
+    redis_url: str,
+    host: str | None,
+    port: int | None,
+    allow_public: bool,
+) -> None:
+    """Serve the status API and the live page from Redis until Ctrl-C."""
+    from recsync.status.server import serve_status
+
+    try:
+        serve_status(
+            manifest_path,
+            redis_url=redis_url,
+            host=host,
+            port=port,
+            allow_public=allow_public,
+        )
+    except ManifestError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
     main()
