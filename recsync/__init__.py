@@ -23,19 +23,12 @@ from recsync.plugin import RecsyncPlugin
 from recsync.store import Record, RecordStore, State
 
 __all__ = [
-    # The plugin and its configuration
-    "Manifest",
-    "RecsyncPlugin",
-    "load_manifest",
-    "manifest_from_mapping",
-    # Record state, as the host's UI reads it
-    "Record",
-    "RecordStore",
-    "State",
     # Errors
     "AuthenticationError",
     "CircuitOpen",
     "InvalidResponse",
+    # The plugin and its configuration
+    "Manifest",
     "ManifestError",
     "NotFound",
     "NotYet",
@@ -43,5 +36,12 @@ __all__ = [
     "PlatformPending",
     "PlatformUnavailable",
     "RateLimited",
+    # Record state, as the host's UI reads it
+    "Record",
+    "RecordStore",
     "RecsyncError",
+    "RecsyncPlugin",
+    "State",
+    "load_manifest",
+    "manifest_from_mapping",
 ]

@@ -113,7 +113,7 @@ def worker(
     """Run Dramatiq worker processes for recsync's actors, and supervise them.
 
     Exits 0 after SIGTERM or SIGINT once the workers have drained, and non-zero when
-    the workers end without being asked to (a worker process died or failed to boot),
+    the workers end without a stop request (a worker process died or failed to boot),
     so a process manager restarts the whole group.
     """
     from recsync.manifest import load_manifest

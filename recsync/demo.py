@@ -243,12 +243,12 @@ class Demo:
         )
         client = self._redis()
         runtime = Runtime(manifest, client)
-        for org in manifest.orgs:
-            runtime.store.purge_org(org.id)
+        for org_config in manifest.orgs:
+            runtime.store.purge_org(org_config.id)
         broker = make_broker(self.redis_url if self.redis_url else "stub://")
         install_broker(broker)
         runtime_module.install(runtime)
-        import recsync.actors.tasks  # declares the actors on the installed broker
+        import recsync.actors.tasks  # noqa: F401  (declares the actors on the broker)
 
         if self.redis_url is not None:
             broker.flush_all()
@@ -281,7 +281,10 @@ class Demo:
         return summary
 
     def _announce(self, host: Host, timeline: list[Any], manifest: Manifest) -> None:
-        """Play the host: announce each recording to every org once the primary has it."""
+        """Play the host: announce each recording to every org once the primary has it.
+
+        The host learns of a recording from the primary org, so it announces it then.
+        """
         primary = manifest.primary.id
         entries = [e for e in timeline if e["org"] == primary]
         # The emulator's clock started before ours; measure the offset once.

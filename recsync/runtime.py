@@ -252,8 +252,9 @@ def runtime_from_environment() -> Runtime:
     path = os.environ.get("RECSYNC_MANIFEST")
     if not path:
         raise RuntimeError(
-            "RECSYNC_MANIFEST is not set; start workers with `recsync worker --manifest "
-            "FILE`, or export RECSYNC_MANIFEST=FILE before `dramatiq recsync.actors.tasks`"
+            "RECSYNC_MANIFEST is not set; start workers with `recsync worker "
+            "--manifest FILE`, or export RECSYNC_MANIFEST=FILE before "
+            "`dramatiq recsync.actors.tasks`"
         )
     url = os.environ.get("RECSYNC_REDIS_URL", "redis://127.0.0.1:6379/0")
     return Runtime(load_manifest(path), redis.Redis.from_url(url))

@@ -46,10 +46,19 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         args = [
-            "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-            "--dir", self.dir, "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "always",
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            self.dir,
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "always",
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)

@@ -7,6 +7,13 @@ with the next attempt time from recsync's backoff schedule, and a delayed messag
 sent for that time. The worker thread never sleeps: waiting is always a delayed
 message, and the store's ``due`` set lets the reconciler re-send any message lost on
 the way.
+
+Before the call the org's ``recordingmetadata`` circuit breaker is asked. While it is
+open the platform is not called: the record goes to ``batch-pending``, due at the next
+batch sweep, and no delayed fetch is sent because the sweep (see
+:mod:`recsync.actors.sweep`) owns batch-pending records. Call outcomes reach the
+breaker through the client's observer (:meth:`recsync.runtime.Runtime._observe`), so
+each call counts once.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import uuid
 import attrs
 
 from recsync.actors.dispatch import Dispatcher
+from recsync.actors.periodic import next_sweep_at, schedule_sweep
 from recsync.errors import (
     AuthenticationError,
     NotFound,
@@ -31,6 +39,10 @@ from recsync.store import Record, State
 from recsync.store.topics import TopicRegistry, recording_topic
 
 log = logging.getLogger(__name__)
+
+# Reasons that fetch a record whatever its next attempt time: news from the host or
+# the socket, and the sweep handing batch-pending records back once the breaker closed.
+FORCED_REASONS = ("event", "backfill", "resume")
 
 
 @attrs.frozen
@@ -65,7 +77,7 @@ def fetch_record(
         token=token,
         lease_s=runtime.claim_lease_s,
         expected_attempts=expected_attempts,
-        force=reason in ("event", "backfill"),
+        force=reason in FORCED_REASONS,
     )
     if not claim.claimed:
         log.debug(
@@ -82,8 +94,20 @@ def fetch_record(
     if record is None:  # purged between the claim and now (uninstall)
         return "missing"
     org = runtime.org(org_id)
+    permission = org.breaker.allow()
+    if not permission.allowed:
+        store.incr(org_id, "fetch:breaker-open")
+        return _defer_to_batch(
+            runtime,
+            dispatcher,
+            record,
+            token,
+            claim.attempts,
+            f"{org.breaker.endpoint} circuit breaker is {permission.state}",
+        )
     try:
-        body = org.client.recording_metadata(record.conversation_id, recording_id)
+        with org.breaker.probing(permission):
+            body = org.client.recording_metadata(record.conversation_id, recording_id)
         check_metadata(body, org_id=org_id, recording_id=recording_id)
     except PlatformPending as exc:
         store.incr(org_id, "fetch:timeout" if exc.timed_out else "fetch:pending")
@@ -126,13 +150,21 @@ def fetch_record(
     return _defer(
         runtime,
         dispatcher,
-        record.created_at,
+        record,
         org_id,
         recording_id,
         token,
         claim.attempts,
         deferral,
     )
+
+
+def _event_will_come(runtime: Runtime, record: Record) -> bool:
+    """Whether the org's live socket holds this recording's topic right now."""
+    if not record.user_id or not runtime.realtime_connected(record.org_id):
+        return False
+    topic = recording_topic(record.user_id, record.conversation_id, record.recording_id)
+    return TopicRegistry(runtime.redis).is_live(record.org_id, topic)
 
 
 def _forget_topic(runtime: Runtime, record: Record) -> None:
@@ -158,10 +190,63 @@ def _settle_ready(
     return "ready"
 
 
+def _defer_to_batch(
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    record: Record,
+    token: str,
+    attempts: int,
+    error: str,
+) -> str:
+    org_id, recording_id = record.org_id, record.recording_id
+    next_at = next_sweep_at(runtime, org_id)
+    if next_at > record.created_at + runtime.backoff.deadline_s:
+        return _fail(runtime, record, token, attempts, error)
+    outcome = runtime.store.defer(
+        org_id,
+        recording_id,
+        token=token,
+        next_attempt_at=next_at,
+        error=error,
+        state=State.BATCH_PENDING,
+    )
+    if outcome != "ok":
+        return outcome
+    # The record is batch-pending before the sweep is sent, so a sweep sent now
+    # finds it.
+    schedule_sweep(runtime, dispatcher, org_id)
+    log.debug(
+        "org %s recording %s: %s; left to the batch sweep", org_id, recording_id, error
+    )
+    return "batch-pending"
+
+
+def _fail(
+    runtime: Runtime, record: Record, token: str, attempts: int, error: str
+) -> str:
+    org_id, recording_id = record.org_id, record.recording_id
+    _forget_topic(runtime, record)
+    runtime.store.mark_failed(
+        org_id,
+        recording_id,
+        token=token,
+        error=f"retry deadline passed after {attempts} attempts; last: {error}",
+    )
+    runtime.store.incr(org_id, "fetch:failed")
+    log.warning(
+        "org %s recording %s: failed after %d attempts: %s",
+        org_id,
+        recording_id,
+        attempts,
+        error,
+    )
+    return "failed"
+
+
 def _defer(
     runtime: Runtime,
     dispatcher: Dispatcher,
-    created_at: float,
+    record: Record,
     org_id: str,
     recording_id: str,
     token: str,
@@ -170,7 +255,8 @@ def _defer(
 ) -> str:
     now = runtime.clock()
     schedule = runtime.backoff
-    if deferral.realtime_may_help and runtime.realtime_connected(org_id):
+    created_at = record.created_at
+    if deferral.realtime_may_help and _event_will_come(runtime, record):
         # The socket will announce the recording; poll only as a safety net.
         not_before = max(deferral.not_before, now + schedule.max_delay_s)
     else:
@@ -179,24 +265,10 @@ def _defer(
         attempt=attempts, now=now, created_at=created_at, not_before=not_before
     )
     if next_at is None:
-        record = runtime.store.get(org_id, recording_id)
-        if record is not None:
-            _forget_topic(runtime, record)
-        runtime.store.mark_failed(
-            org_id,
-            recording_id,
-            token=token,
-            error=f"retry deadline passed after {attempts} attempts; last: {deferral.error}",
-        )
-        runtime.store.incr(org_id, "fetch:failed")
-        log.warning(
-            "org %s recording %s: failed after %d attempts: %s",
-            org_id,
-            recording_id,
-            attempts,
-            deferral.error,
-        )
-        return "failed"
+        current = runtime.store.get(org_id, recording_id)
+        if current is None:
+            return "missing"
+        return _fail(runtime, current, token, attempts, deferral.error)
 
     outcome = runtime.store.defer(
         org_id,

@@ -4,8 +4,10 @@ Dramatiq has no scheduler, and a self-rescheduling actor stops for good if its d
 message is lost (which a Redis restart can do). Instead each worker process runs one
 small thread that, every tick, tries to win a cluster-wide Redis lock per job
 (``SET NX PX period``); the winner enqueues that job's actor. So the reconciler runs
-once per period per org across the cluster for as long as any worker lives, and an
-org whose realtime lease is free gets a new subscriber.
+once per period per org across the cluster for as long as any worker lives, an org
+whose realtime lease is free gets a new subscriber, and an org whose breaker is not
+closed or that has ``batch-pending`` records gets a batch sweep every
+``batch.interval_s``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from recsync.actors.dispatch import Dispatcher
-from recsync.runtime import Runtime
-from recsync.store import keys
+from recsync.resilience.breaker import BreakerState, peek_state
+from recsync.runtime import METADATA_ENDPOINT, Runtime
+from recsync.store import State, keys
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,35 @@ def _win(runtime: Runtime, job: str, period_s: float) -> bool:
     return bool(runtime.redis.set(keys.schedule_lock(job), 1, nx=True, px=period_ms))
 
 
+def _sweep_job(org_id: str) -> str:
+    return f"sweep:{org_id}"
+
+
+def schedule_sweep(runtime: Runtime, dispatcher: Dispatcher, org_id: str) -> bool:
+    """Send a batch sweep unless one was sent within ``batch.interval_s``."""
+    interval_s = runtime.policies.batch.interval_s
+    if not _win(runtime, _sweep_job(org_id), interval_s):
+        return False
+    dispatcher.sweep(org_id)
+    return True
+
+
+def next_sweep_at(runtime: Runtime, org_id: str) -> float:
+    """Return the earliest time (epoch s) the next batch sweep of the org may start."""
+    remaining_ms = int(runtime.redis.pttl(keys.schedule_lock(_sweep_job(org_id))))
+    return runtime.clock() + max(remaining_ms, 0) / 1000.0
+
+
+def sweep_needed(runtime: Runtime, org_id: str) -> bool:
+    """Whether the org's breaker is not closed or it has batch-pending records."""
+    # Peek at Redis rather than build the org's client on the scheduling thread.
+    state = peek_state(runtime.redis, org_id, METADATA_ENDPOINT, now=runtime.clock())
+    if state is not BreakerState.CLOSED:
+        return True
+    pending = runtime.redis.zcard(keys.by_state(org_id, str(State.BATCH_PENDING)))
+    return int(pending) > 0
+
+
 def run_due_jobs(runtime: Runtime, dispatcher: Dispatcher) -> list[str]:
     """Enqueue every periodic job whose period has passed; return their names."""
     started = []
@@ -88,4 +120,8 @@ def run_due_jobs(runtime: Runtime, dispatcher: Dispatcher) -> list[str]:
         ):
             dispatcher.subscribe(org_id)
             started.append(f"subscribe:{org_id}")
+        if sweep_needed(runtime, org_id) and schedule_sweep(
+            runtime, dispatcher, org_id
+        ):
+            started.append(_sweep_job(org_id))
     return started

@@ -140,7 +140,7 @@ class Subscriber:
 
     def _open_channel(self, *, new_channel: bool) -> dict[str, Any]:
         client = self.runtime.org(self.org_id).client
-        stored = self.runtime.redis.hmget(
+        stored: list[Any] = self.runtime.redis.hmget(
             keys.subscriber_status(self.org_id), "channel_id", "connect_uri"
         )
         if not new_channel and stored[0] and stored[1]:

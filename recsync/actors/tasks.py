@@ -1,10 +1,10 @@
-"""The Dramatiq actors: fetch, subscribe, reconcile.
+"""The Dramatiq actors: fetch, subscribe, reconcile, sweep.
 
 Importing this module declares the actors on the installed broker (see
 :mod:`recsync.actors.broker`), so ``dramatiq recsync.actors.tasks`` runs a worker.
 The actors are thin: each builds nothing, takes the process's runtime and calls the
 logic in :mod:`recsync.actors.fetch`, :mod:`recsync.actors.subscribe` and
-:mod:`recsync.actors.reconcile`.
+:mod:`recsync.actors.reconcile` and :mod:`recsync.actors.sweep`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from recsync.actors.fetch import fetch_record
 from recsync.actors.periodic import PeriodicJobs
 from recsync.actors.reconcile import reconcile_org
 from recsync.actors.subscribe import Subscriber
+from recsync.actors.sweep import SweepJob, sweep_org
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,19 @@ class ActorDispatcher:
         reconcile.send(org_id)
 
     def sweep(self, org_id: str) -> None:
-        log.debug("org %s: batch sweep requested", org_id)
+        sweep.send(org_id)
+
+    def poll_sweep(self, org_id: str, job: SweepJob, *, delay_s: float) -> None:
+        sweep.send_with_options(
+            args=(org_id,),
+            kwargs={
+                "job_id": job.job_id,
+                "token": job.token,
+                "items": [list(item) for item in job.items],
+                "polls": job.polls,
+            },
+            delay=_ms(delay_s) or None,
+        )
 
 
 dispatcher = ActorDispatcher()
@@ -99,6 +112,24 @@ def reconcile(org_id: str) -> None:
     reconcile_org(_runtime.current(), dispatcher, org_id)
 
 
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=600_000)
+def sweep(
+    org_id: str,
+    *,
+    job_id: str | None = None,
+    token: str | None = None,
+    items: list[list[str]] | None = None,
+    polls: int = 0,
+) -> None:
+    """Settle one org's batch-pending records, or poll the batch job in progress."""
+    job = None
+    if job_id is not None and token is not None:
+        pairs = tuple((str(cid), str(rid)) for cid, rid in items or [])
+        job = SweepJob(job_id, token, pairs, polls)
+    outcome = sweep_org(_runtime.current(), dispatcher, org_id, job=job)
+    log.debug("org %s: sweep step: %s", org_id, outcome)
+
+
 broker.add_middleware(
     PeriodicJobs(runtime=_runtime.current, dispatcher=lambda: dispatcher)
 )
@@ -112,4 +143,5 @@ __all__ = [
     "fetch_metadata",
     "reconcile",
     "subscribe",
+    "sweep",
 ]

@@ -69,9 +69,9 @@ def appfoundry_recording_created(
 def recsync_breaker_changed(
     org_id: str, endpoint: str, state: str, failure_ratio: float, window_s: float
 ) -> None:
-    """Fires once when an org's circuit breaker changes state (closed, open, half-open)."""
+    """Fires once when an org's breaker changes state: closed, open or half-open."""
 
 
 @hookspec
 def recsync_org_throttled(org_id: str, retry_after_s: float) -> None:
-    """Fires when the platform asks an org to wait longer than the configured maximum."""
+    """Fires when the platform asks an org to wait longer than the maximum."""

@@ -107,7 +107,8 @@ class TokenProvider:
         correlation_id = response.headers.get("inin-correlation-id")
         if response.status_code in (400, 401, 403):
             raise AuthenticationError(
-                f"org {self.org_id}: the platform rejected the OAuth client credentials; "
+                f"org {self.org_id}: the platform rejected the OAuth client "
+                "credentials; "
                 "check the client id and secret in the environment variables the "
                 "manifest names",
                 status=response.status_code,

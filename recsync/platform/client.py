@@ -122,7 +122,10 @@ class PlatformClient:
     # Batch download jobs ------------------------------------------------------------
 
     def submit_batch(self, items: list[tuple[str, str]]) -> str:
-        """Submit a batch job for (conversation id, recording id) pairs; return its id."""
+        """Submit a batch job for (conversation id, recording id) pairs; return its id.
+
+        The platform accepts at most 100 items per job.
+        """
         if not 0 < len(items) <= 100:
             raise ValueError(f"a batch takes 1 to 100 items, not {len(items)}")
         payload = {
@@ -170,7 +173,10 @@ class PlatformClient:
     def subscribe(
         self, channel_id: str, topics: list[str], *, replace: bool = False
     ) -> list[dict[str, Any]]:
-        """Add (or with ``replace``, set) a channel's topics; returns each topic's state."""
+        """Add topics to a channel (or set them, with ``replace``).
+
+        Returns the state the platform gave each topic.
+        """
         body = self._call(
             "PUT" if replace else "POST",
             f"/api/v2/notifications/channels/{channel_id}/subscriptions",

@@ -43,9 +43,9 @@ class BackoffSchedule:
             raise ValueError(f"invalid backoff multiplier {self.multiplier}; use >= 1")
 
     def step_s(self, attempt: int) -> float:
-        """Return the un-jittered delay after failed attempt number ``attempt`` (1-based)."""
+        """Return the delay without jitter after failed attempt ``attempt``, from 1."""
         exponent = max(attempt - 1, 0)
-        # Compare in log space so a large attempt number cannot overflow a float.
+        # Past 2**64 every realistic step is capped; this also avoids float overflow.
         if exponent > 64:
             return self.max_delay_s
         return min(self.max_delay_s, self.initial_delay_s * self.multiplier**exponent)

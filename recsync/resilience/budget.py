@@ -50,7 +50,8 @@ class ApiBudget:
     ) -> None:
         if requests_per_minute <= 0:
             raise ValueError(
-                f"requests_per_minute={requests_per_minute} is invalid; use a positive number"
+                f"requests_per_minute={requests_per_minute} is invalid; "
+                "use a positive number"
             )
         self.org_id = org_id
         self.redis = client

@@ -92,7 +92,7 @@ class Record:
 
 
 def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def _seconds(value: bytes | str | None) -> float | None:
@@ -122,7 +122,8 @@ class RecordStore:
         clock: Clock = time.time,
         stream_maxlen: int = 100_000,
     ) -> None:
-        self.redis = client
+        # redis-py's return types depend on decode_responses; read them as Any.
+        self.redis: Any = client
         self.clock = clock
         self.stream_maxlen = stream_maxlen
         self._track = _load_script(client, "track")
@@ -175,7 +176,7 @@ class RecordStore:
             ],
         )
         self.redis.sadd(keys.orgs(), org_id)
-        return bool(created), State(_text(state))
+        return bool(created), State(_text(state) or "")
 
     def claim(
         self,
@@ -207,7 +208,9 @@ class RecordStore:
                 self.stream_maxlen,
             ],
         )
-        return Claim(ClaimOutcome(_text(outcome)), int(attempts), _text(previous) or "")
+        return Claim(
+            ClaimOutcome(_text(outcome) or ""), int(attempts), _text(previous) or ""
+        )
 
     def _settle_call(
         self,
@@ -412,7 +415,7 @@ def _record_from_hash(org_id: str, raw: dict[Any, Any]) -> Record:
         org_id=org_id,
         recording_id=fields.get("recording_id") or "",
         conversation_id=fields.get("conversation_id") or "",
-        state=State(fields.get("state")),
+        state=State(fields.get("state") or ""),
         attempts=int(fields.get("attempts") or 0),
         created_at=_seconds(fields.get("created_at")) or 0.0,
         updated_at=_seconds(fields.get("updated_at")) or 0.0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -27,7 +28,7 @@ class TopicRegistry:
     """Per-org sorted set of wanted topics, oldest first, with a version counter."""
 
     def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.time):
-        self.redis = client
+        self.redis: Any = client
         self.clock = clock
 
     def _version_key(self, org_id: str) -> str:

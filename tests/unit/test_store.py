@@ -55,8 +55,9 @@ def test_expired_claim_can_be_taken_over(store, clock):
     assert takeover.claimed
     assert takeover.attempts == 2
     # The overtaken worker can no longer defer the record.
-    outcome = store.defer("org-a", "rec-1", token="a", next_attempt_at=clock.now + 5,
-                          error="late")
+    outcome = store.defer(
+        "org-a", "rec-1", token="a", next_attempt_at=clock.now + 5, error="late"
+    )
     assert outcome == "lost"
 
 
@@ -79,7 +80,9 @@ def test_stale_message_is_rejected(store, clock):
     clock.now += 6
     first = store.claim("org-a", "rec-1", token="b", lease_s=10, expected_attempts=1)
     store.defer("org-a", "rec-1", token="b", next_attempt_at=clock.now, error="202")
-    duplicate = store.claim("org-a", "rec-1", token="c", lease_s=10, expected_attempts=1)
+    duplicate = store.claim(
+        "org-a", "rec-1", token="c", lease_s=10, expected_attempts=1
+    )
     assert first.claimed
     assert duplicate.outcome is ClaimOutcome.STALE
     assert store.get("org-a", "rec-1").attempts == 2
@@ -88,10 +91,15 @@ def test_stale_message_is_rejected(store, clock):
 def test_ready_is_never_moved_back(store, clock):
     store.track("org-a", "conv-1", "rec-1", deadline_s=60)
     store.claim("org-a", "rec-1", token="a", lease_s=10)
-    assert store.mark_ready("org-a", "rec-1", token="a", metadata={"id": "rec-1"},
-                            fingerprint="f1") == "ok"
-    late = store.defer("org-a", "rec-1", token="a", next_attempt_at=clock.now + 5,
-                       error="late 202")
+    assert (
+        store.mark_ready(
+            "org-a", "rec-1", token="a", metadata={"id": "rec-1"}, fingerprint="f1"
+        )
+        == "ok"
+    )
+    late = store.defer(
+        "org-a", "rec-1", token="a", next_attempt_at=clock.now + 5, error="late 202"
+    )
     again = store.claim("org-a", "rec-1", token="b", lease_s=10, force=True)
     record = store.get("org-a", "rec-1")
     assert late == "unchanged"
@@ -105,9 +113,12 @@ def test_ready_with_new_fingerprint_updates(store):
     store.track("org-a", "conv-1", "rec-1", deadline_s=60)
     store.claim("org-a", "rec-1", token="a", lease_s=10)
     store.mark_ready("org-a", "rec-1", token="a", metadata={"v": 1}, fingerprint="f1")
-    same = store.mark_ready("org-a", "rec-1", token="x", metadata={"v": 1}, fingerprint="f1")
-    changed = store.mark_ready("org-a", "rec-1", token="x", metadata={"v": 2},
-                               fingerprint="f2")
+    same = store.mark_ready(
+        "org-a", "rec-1", token="x", metadata={"v": 1}, fingerprint="f1"
+    )
+    changed = store.mark_ready(
+        "org-a", "rec-1", token="x", metadata={"v": 2}, fingerprint="f2"
+    )
     assert same == "unchanged"
     assert changed == "updated"
     assert store.get("org-a", "rec-1").metadata == {"v": 2}
