@@ -50,6 +50,8 @@ class OrgSummary:
     timeouts_408: int
     lag_p50_s: float | None
     lag_p95_s: float | None
+    retried: int
+    """Records that took more than one fetch attempt."""
 
 
 @attrs.frozen
@@ -248,7 +250,9 @@ class Demo:
         broker = make_broker(self.redis_url if self.redis_url else "stub://")
         install_broker(broker)
         runtime_module.install(runtime)
-        import recsync.actors.tasks  # noqa: F401  (declares the actors on the broker)
+        from recsync.actors.tasks import attach_broker
+
+        attach_broker(broker)
 
         if self.redis_url is not None:
             broker.flush_all()
@@ -338,8 +342,11 @@ class Demo:
         for org in manifest.orgs:
             entries = [e for e in timeline if e["org"] == org.id]
             lags = []
+            retried = 0
             for entry in entries:
                 record = runtime.store.get(org.id, entry["recording_id"])
+                if record is not None and record.attempts > 1:
+                    retried += 1
                 if record is not None and record.ready_at is not None:
                     visible_wall = wall_start + entry["visible_at_s"] * self.time_scale
                     lags.append(
@@ -360,6 +367,7 @@ class Demo:
                     timeouts_408=int(org_stats.get("timeouts_408", 0)),
                     lag_p50_s=_percentile(lags, 0.5),
                     lag_p95_s=_percentile(lags, 0.95),
+                    retried=retried,
                 )
             )
         records = sum(o.records for o in org_summaries)

@@ -23,6 +23,16 @@ class Dispatcher(Protocol):
     ) -> None:
         """Send a fetch for one record, after ``delay_s`` seconds."""
 
+    def conversation(
+        self,
+        org_id: str,
+        conversation_id: str,
+        *,
+        user_id: str | None,
+        expects_screen: bool = False,
+    ) -> None:
+        """Send a conversation-level fetch (one call settles all its recordings)."""
+
     def subscribe(self, org_id: str, *, delay_s: float = 0.0) -> None:
         """Send a realtime subscriber session for one org."""
 

@@ -23,6 +23,7 @@ import uuid
 
 import attrs
 
+from recsync.actors.conversation import forget_conversation_topic
 from recsync.actors.dispatch import Dispatcher
 from recsync.actors.periodic import next_sweep_at, schedule_sweep
 from recsync.errors import (
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # Reasons that fetch a record whatever its next attempt time: news from the host or
 # the socket, and the sweep handing batch-pending records back once the breaker closed.
-FORCED_REASONS = ("event", "backfill", "resume")
+FORCED_REASONS = ("track", "event", "backfill", "resume")
 
 
 @attrs.frozen
@@ -140,7 +141,11 @@ def fetch_record(
     else:
         if is_final(body):
             _forget_topic(runtime, record)
-            return _settle_ready(runtime, org_id, recording_id, token, body)
+            outcome = _settle_ready(runtime, org_id, recording_id, token, body)
+            forget_conversation_topic(
+                runtime, org_id, record.conversation_id, record.user_id
+            )
+            return outcome
         store.incr(org_id, "fetch:not-final")
         deferral = Deferral(
             f"fileState {body.get('fileState')!r} is not final yet",

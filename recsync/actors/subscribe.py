@@ -27,7 +27,7 @@ from recsync.errors import NotYet, PlatformError, RecsyncError
 from recsync.platform.notifications import Frame, parse_frame, ping_frame
 from recsync.runtime import Runtime
 from recsync.store import State, keys
-from recsync.store.topics import TopicRegistry
+from recsync.store.topics import TopicRegistry, user_conversations_topic
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Subscriber:
         self.subscribed: set[str] = set()
         self.topics_version = -1
         self.last_frame_at = 0.0
+        self.user_topics: list[str] = []
 
     # Lease ------------------------------------------------------------------------
 
@@ -116,11 +117,17 @@ class Subscriber:
                     log.info("org %s: realtime reconnect: %s", self.org_id, exc)
                     self.runtime.store.incr(self.org_id, "realtime:reconnects")
                     new_channel = exc.new_channel
+                except ConnectionClosed as exc:
+                    # Closed while sending or closing: the same channel still works.
+                    log.info(
+                        "org %s: socket closed (%s); reconnecting", self.org_id, exc
+                    )
+                    self.runtime.store.incr(self.org_id, "realtime:reconnects")
+                    new_channel = False
                 except (
                     NotYet,
                     PlatformError,
                     OSError,
-                    ConnectionClosed,
                     InvalidHandshake,
                     InvalidURI,
                     TimeoutError,
@@ -152,8 +159,27 @@ class Subscriber:
         self.topics_version = -1
         return channel
 
+    def _load_user_topics(self) -> None:
+        """Watch each agent's conversation topic, so new conversations announce
+        themselves: from the manifest's ``users``, else from the platform."""
+        if self.user_topics:
+            return
+        users = list(self.runtime.manifest.org(self.org_id).users)
+        if not users:
+            users = self.runtime.org(self.org_id).client.list_users()
+        limit = self.policy.max_topics_per_channel // 2
+        if len(users) > limit:
+            log.warning(
+                "org %s: %d users; watching the conversations of the first %d only",
+                self.org_id,
+                len(users),
+                limit,
+            )
+        self.user_topics = [user_conversations_topic(u) for u in users[:limit]]
+
     def _connect_and_listen(self, deadline: float, *, new_channel: bool) -> None:
         self._set_status("connecting")
+        self._load_user_topics()
         self.channel = self._open_channel(new_channel=new_channel)
         timeout_s = max(self.runtime.policies.request_timeout_s, 1.0)
         with connect(
@@ -180,11 +206,14 @@ class Subscriber:
 
     def _listen(self, socket: ClientConnection, deadline: float) -> None:
         tick_s = min(1.0, max(self.policy.heartbeat_timeout_s / 10, 0.05))
+        # New topics go live quickly: an event published before its topic is live
+        # is lost, and the record would wait for its safety-net poll.
+        recv_timeout_s = min(tick_s, 0.1)
         next_tick = time.monotonic() + tick_s
         pinged = False
         while time.monotonic() < deadline:
             try:
-                raw = socket.recv(timeout=tick_s)
+                raw = socket.recv(timeout=recv_timeout_s)
             except TimeoutError:
                 raw = None
             except ConnectionClosed as exc:
@@ -199,6 +228,8 @@ class Subscriber:
             if now >= next_tick:
                 next_tick = now + tick_s
                 self._tick()
+            else:
+                self._sync_topics()
             silence_s = now - self.last_frame_at
             if silence_s > self.policy.heartbeat_timeout_s:
                 raise _Reconnect(f"no frame for {silence_s:.1f} s", new_channel=False)
@@ -230,9 +261,9 @@ class Subscriber:
         version = self.topics.version(self.org_id)
         if version == self.topics_version or self.channel is None:
             return
-        wanted = set(
-            self.topics.wanted(self.org_id, limit=self.policy.max_topics_per_channel)
-        )
+        room = self.policy.max_topics_per_channel - len(self.user_topics)
+        wanted = set(self.user_topics)
+        wanted |= set(self.topics.wanted(self.org_id, limit=max(room, 0)))
         added = sorted(wanted - self.subscribed)
         removed = self.subscribed - wanted
         client = self.runtime.org(self.org_id).client
@@ -285,12 +316,17 @@ class Subscriber:
         if frame.kind == "recording":
             self._on_recording(frame)
             return
+        if frame.kind == "conversation":
+            self._on_conversation(frame)
+            return
         store.incr(self.org_id, f"realtime:frames-{frame.kind}")
         if frame.kind == "invalid":
             log.info("org %s: ignored a frame: %s", self.org_id, frame.problem)
 
     def _on_recording(self, frame: Frame) -> None:
         assert frame.recording_id is not None and frame.conversation_id is not None
+        if not self._valid_ids(frame):
+            return
         store = self.runtime.store
         dedup_key = (
             keys.event_seen(self.org_id) + f":{frame.recording_id}:{frame.file_state}"
@@ -323,6 +359,48 @@ class Subscriber:
         elif record.state.settled:
             return
         self.dispatcher.fetch(self.org_id, frame.recording_id, reason="event")
+
+    def _valid_ids(self, frame: Frame) -> bool:
+        try:
+            for value, kind in (
+                (frame.conversation_id, "conversation"),
+                (frame.recording_id, "recording"),
+                (frame.user_id, "user"),
+            ):
+                if value is not None:
+                    keys.check_entity_id(value, kind=kind)
+        except keys.InvalidId as exc:
+            self.runtime.store.incr(self.org_id, "realtime:frames-invalid")
+            log.info(
+                "org %s: ignored an event with an invalid id: %s", self.org_id, exc
+            )
+            return False
+        return True
+
+    def _on_conversation(self, frame: Frame) -> None:
+        assert frame.conversation_id is not None
+        if not self._valid_ids(frame):
+            return
+        store = self.runtime.store
+        body = frame.body or {}
+        participants = body.get("participants")
+        expects_screen = isinstance(participants, list) and any(
+            isinstance(p, dict) and p.get("screenRecordingState") for p in participants
+        )
+        marker = f"{body.get('recordingState')}:{expects_screen}"
+        dedup_key = (
+            keys.event_seen(self.org_id) + f":conv:{frame.conversation_id}:{marker}"
+        )
+        if not self.runtime.redis.set(dedup_key, 1, nx=True, px=EVENT_DEDUP_TTL_MS):
+            store.incr(self.org_id, "realtime:duplicate-events")
+            return
+        store.incr(self.org_id, "realtime:conversation-events")
+        self.dispatcher.conversation(
+            self.org_id,
+            frame.conversation_id,
+            user_id=frame.user_id,
+            expects_screen=expects_screen,
+        )
 
     def _backfill(self) -> None:
         """Fetch once every record that waited while no socket was listening."""

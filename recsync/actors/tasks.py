@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+from dramatiq.middleware import Shutdown
 
 from recsync import runtime as _runtime
-from recsync.actors.broker import broker_from_environment
+from recsync.actors.broker import broker_from_environment, install_broker
+from recsync.actors.conversation import fetch_conversation
 from recsync.actors.fetch import fetch_record
 from recsync.actors.periodic import PeriodicJobs
 from recsync.actors.reconcile import reconcile_org
@@ -49,6 +51,18 @@ class ActorDispatcher:
             args=(org_id, recording_id),
             kwargs={"reason": reason, "expected_attempts": expected_attempts},
             delay=_ms(delay_s) or None,
+        )
+
+    def conversation(
+        self,
+        org_id: str,
+        conversation_id: str,
+        *,
+        user_id: str | None,
+        expects_screen: bool = False,
+    ) -> None:
+        fetch_conversation_metadata.send(
+            org_id, conversation_id, user_id=user_id, expects_screen=expects_screen
         )
 
     def subscribe(self, org_id: str, *, delay_s: float = 0.0) -> None:
@@ -95,11 +109,41 @@ def fetch_metadata(
     )
 
 
-@dramatiq.actor(queue_name=REALTIME_QUEUE, max_retries=0, time_limit=3_600_000)
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=120_000)
+def fetch_conversation_metadata(
+    org_id: str,
+    conversation_id: str,
+    *,
+    user_id: str | None = None,
+    expects_screen: bool = False,
+) -> None:
+    """Settle every visible recording of a conversation with one platform call."""
+    fetch_conversation(
+        _runtime.current(),
+        org_id,
+        conversation_id,
+        user_id=user_id,
+        expects_screen=expects_screen,
+    )
+
+
+# notify_shutdown makes a worker's shutdown raise in this thread, so the session ends
+# (and its lease is released) instead of holding the shutdown for the whole session.
+@dramatiq.actor(
+    queue_name=REALTIME_QUEUE,
+    max_retries=0,
+    time_limit=3_600_000,
+    notify_shutdown=True,
+)
 def subscribe(org_id: str) -> None:
     """Hold the org's realtime socket for one session, then hand over."""
     runtime = _runtime.current()
-    outcome = Subscriber(runtime, dispatcher, org_id).run()
+    try:
+        outcome = Subscriber(runtime, dispatcher, org_id).run()
+    except Shutdown:
+        # The worker is stopping; the session released its lease on the way out.
+        log.info("org %s: realtime session ended by worker shutdown", org_id)
+        return
     log.info("org %s: realtime session ended: %s", org_id, outcome)
     if outcome in ("session-ended", "error") and runtime.is_active(org_id):
         delay_s = 0.0 if outcome == "session-ended" else runtime.backoff.initial_delay_s
@@ -130,16 +174,39 @@ def sweep(
     log.debug("org %s: sweep step: %s", org_id, outcome)
 
 
-broker.add_middleware(
-    PeriodicJobs(runtime=_runtime.current, dispatcher=lambda: dispatcher)
-)
+def attach_broker(target: dramatiq.Broker) -> dramatiq.Broker:
+    """Declare every actor of this module on ``target`` and install it.
+
+    Actors bind to a broker once, when this module is first imported; a process that
+    switches brokers later (the demo, tests) calls this to move them.
+    """
+    for actor in (
+        fetch_metadata,
+        fetch_conversation_metadata,
+        subscribe,
+        reconcile,
+        sweep,
+    ):
+        actor.broker = target
+        target.declare_actor(actor)
+    if not any(isinstance(m, PeriodicJobs) for m in target.middleware):
+        target.add_middleware(
+            PeriodicJobs(runtime=_runtime.current, dispatcher=lambda: dispatcher)
+        )
+    install_broker(target)
+    return target
+
+
+attach_broker(broker)
 
 __all__ = [
     "QUEUE",
     "REALTIME_QUEUE",
     "ActorDispatcher",
+    "attach_broker",
     "broker",
     "dispatcher",
+    "fetch_conversation_metadata",
     "fetch_metadata",
     "reconcile",
     "subscribe",

@@ -59,8 +59,8 @@ class Recording:
 
     @property
     def media_subtype(self) -> str:
-        """The platform's mediaSubtype: "Call" for audio, "Screen" for screen."""
-        return "Screen" if self.media == "screen" else "Call"
+        """The platform's mediaSubtype: "Trunk" (an external call) or "Screen"."""
+        return "Screen" if self.media == "screen" else "Trunk"
 
 
 @attrs.frozen

@@ -66,6 +66,11 @@ class Host:
         try:
             self.pm.register(plugin, name=name)
             self.pm.check_pending()
+            # A plugin that announces events of its own (recsync's breaker changes)
+            # receives the hook relay so other plugins can implement those hooks.
+            bind = getattr(plugin, "bind_hooks", None)
+            if callable(bind):
+                bind(self.pm.hook)
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
             raise ValueError(

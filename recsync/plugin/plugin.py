@@ -17,7 +17,11 @@ from recsync.hooks.markers import hookimpl
 from recsync.manifest import Manifest
 from recsync.runtime import Runtime
 from recsync.store import Record, State, keys
-from recsync.store.topics import TopicRegistry, recording_topic
+from recsync.store.topics import (
+    TopicRegistry,
+    recording_topic,
+    user_conversations_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,17 @@ class RecsyncPlugin:
 
     def __init__(self, runtime: Runtime | None = None) -> None:
         self._runtime = runtime
+        self._hook: Any = None
+
+    def bind_hooks(self, hook: Any) -> None:
+        """Take the host's hook relay, to announce breaker changes to other plugins."""
+        self._hook = hook
+        if self._relay_breaker_change not in runtime_module.on_breaker_change:
+            runtime_module.on_breaker_change.append(self._relay_breaker_change)
+
+    def _relay_breaker_change(self, **change: Any) -> None:
+        if self._hook is not None:
+            self._hook.recsync_breaker_changed(**change)
 
     # Setup --------------------------------------------------------------------------
 
@@ -150,15 +165,40 @@ class RecsyncPlugin:
             user_id=user_id,
             deadline_s=runtime.backoff.deadline_s,
             source="host",
-            due_in_s=runtime.claim_lease_s,
+            due_in_s=self._safety_net_s(org_id, user_id),
         )
         if not created:
             return state
         if user_id and runtime.manifest.flags.realtime:
-            topic = recording_topic(user_id, conversation_id, recording_id)
-            TopicRegistry(runtime.redis, clock=runtime.clock).add(org_id, topic)
+            if self._stream_will_announce(org_id, user_id):
+                # A satellite indexes the recording after the primary: the agent's
+                # conversation event will say when, so asking now would only cost a
+                # call that answers 202. The reconciler polls if no event comes.
+                runtime.store.incr(org_id, "track:awaiting-event")
+                return state
+            if not runtime.manifest.org(org_id).is_primary:
+                # No live conversation topic for this agent: watch the recording's
+                # own topic instead. The primary has indexed it already.
+                topic = recording_topic(user_id, conversation_id, recording_id)
+                TopicRegistry(runtime.redis, clock=runtime.clock).add(org_id, topic)
         self._dispatcher().fetch(org_id, recording_id, reason="track")
         return state
+
+    def _safety_net_s(self, org_id: str, user_id: str | None) -> float:
+        """Return when the reconciler should poll a record nobody fetched."""
+        runtime = self.runtime
+        if user_id and self._stream_will_announce(org_id, user_id):
+            return runtime.backoff.max_delay_s
+        return runtime.claim_lease_s
+
+    def _stream_will_announce(self, org_id: str, user_id: str) -> bool:
+        runtime = self.runtime
+        if runtime.manifest.org(org_id).is_primary:
+            return False
+        if not runtime.realtime_connected(org_id):
+            return False
+        topic = user_conversations_topic(user_id)
+        return TopicRegistry(runtime.redis).is_live(org_id, topic)
 
     def status(self, org_id: str, recording_id: str) -> Record | None:
         """Return one record's state from Redis; never touches the platform."""

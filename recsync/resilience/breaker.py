@@ -256,8 +256,8 @@ def is_failure(status: int | None, *, timed_out: bool) -> bool:
     """Whether a call outcome counts against the breaker.
 
     Timeouts (client-side, ``408``, ``504``), other ``5xx`` and connection errors
-    (no status) count. ``202`` (not indexed yet), ``429`` (the budget's business) and
-    every other answer mean the platform is responsive, so they do not count.
+    (no status) count. ``202`` (not indexed yet), ``429`` (the budget handles it) and
+    every other status show that the platform responds, so they do not count.
     """
     if timed_out or status is None:
         return True

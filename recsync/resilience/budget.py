@@ -1,8 +1,9 @@
 """Each org's API budget, shared by every worker process through Redis.
 
-Genesys limits requests per minute per OAuth client. The budget is a token bucket
-(capacity one minute's worth, refilled continuously) kept in one Redis hash per org
-and updated by a Lua script, so all processes draw from the same bucket. A ``429``
+Genesys limits requests per minute per OAuth client. The budget is a token bucket kept
+in one Redis hash per org and updated by a Lua script, so all processes draw from the
+same bucket. It refills at 90 % of the limit and holds at most 10 % of it, so no
+60-second window, however aligned, sees more requests than the limit allows. A ``429``
 sets a "paused until" time that only ever moves later: ``Retry-After`` is a floor that
 no backoff cap or jitter may shorten.
 """
@@ -21,6 +22,9 @@ import redis
 from recsync.store import keys
 
 log = logging.getLogger(__name__)
+
+# Share of the per-minute limit the bucket may hold as a burst; the rest refills.
+BURST_SHARE = 0.1
 
 
 def _script(client: redis.Redis, name: str) -> Any:
@@ -55,7 +59,9 @@ class ApiBudget:
             )
         self.org_id = org_id
         self.redis = client
-        self.capacity = requests_per_minute
+        self.requests_per_minute = requests_per_minute
+        self.capacity = max(requests_per_minute * BURST_SHARE, 1.0)
+        self.refill_per_minute = requests_per_minute * (1.0 - BURST_SHARE)
         self.minute_s = minute_s
         self.clock = clock
         self._take = _script(client, "budget")
@@ -64,12 +70,12 @@ class ApiBudget:
     def try_acquire(self) -> Grant:
         """Take one request from the budget if one is available now."""
         now_ms = int(self.clock() * 1000)
-        refill_per_ms = self.capacity / (self.minute_s * 1000.0)
+        refill_per_ms = self.refill_per_minute / (self.minute_s * 1000.0)
         granted, wait_ms = self._take(
             keys=[keys.budget(self.org_id), keys.paused_until(self.org_id)],
             args=[
                 now_ms,
-                self.capacity,
+                repr(self.capacity),
                 repr(refill_per_ms),
                 int(self.minute_s * 2000),
             ],

@@ -53,6 +53,12 @@ def record(org_id: str, recording_id: str) -> str:
     return f"{org_prefix(org_id)}:rec:{check_entity_id(recording_id)}"
 
 
+def conversation(org_id: str, conversation_id: str) -> str:
+    """Set of the recording ids tracked for one conversation."""
+    checked = check_entity_id(conversation_id, kind="conversation")
+    return f"{org_prefix(org_id)}:conv:{checked}"
+
+
 def by_state(org_id: str, state: str) -> str:
     """Sorted set of recording ids in ``state``, scored by last change (ms)."""
     return f"{org_prefix(org_id)}:state:{state}"

@@ -162,7 +162,10 @@ class RecordStore:
             keys.check_entity_id(user_id, kind="user")
         now = self.clock()
         created, state = self._track(
-            keys=self._keys(org_id, recording_id),
+            keys=[
+                *self._keys(org_id, recording_id),
+                keys.conversation(org_id, conversation_id),
+            ],
             args=[
                 self._state_prefix(org_id),
                 recording_id,
@@ -301,6 +304,14 @@ class RecordStore:
         if not raw:
             return None
         return _record_from_hash(org_id, raw)
+
+    def conversation_settled(self, org_id: str, conversation_id: str) -> bool:
+        """Whether the conversation has tracked records and every one is settled."""
+        members = self.redis.smembers(keys.conversation(org_id, conversation_id))
+        ids = sorted(_text(m) or "" for m in members)
+        if not ids:
+            return False
+        return all(record.state.settled for record in self.get_many(org_id, ids))
 
     def get_many(self, org_id: str, recording_ids: list[str]) -> list[Record]:
         """Return the records that exist among ``recording_ids``, in that order."""

@@ -24,6 +24,14 @@ def recording_topic(user_id: str, conversation_id: str, recording_id: str) -> st
     )
 
 
+def conversation_recordings_topic(user_id: str, conversation_id: str) -> str:
+    return f"v2.users.{user_id}.conversations.{conversation_id}.recordings"
+
+
+def user_conversations_topic(user_id: str) -> str:
+    return f"v2.users.{user_id}.conversations"
+
+
 class TopicRegistry:
     """Per-org sorted set of wanted topics, oldest first, with a version counter."""
 

@@ -1,23 +1,16 @@
-"""The ``storm`` scenario end to end: the breaker opens, the sweep settles.
+"""The shipped ``storm`` scenario end to end: the breaker opens, the sweep settles.
 
-Realtime is off: with the socket on, the socket announces most recordings and so few
-metadata calls go out that the 3 s window (60 s at time scale 0.05) rarely reaches
-``min_calls``, so the breaker would stay closed.
-
-The test stretches the shipped storm's timeouts from 0-30 s to 0-120 s (scenario
-time). In the shipped file the ``429`` at 20 s (``Retry-After`` 58) pauses the org
-until 78 s, after the timeouts have ended, and the demo's start-up eats 4-25 s of the
-rest. Then only 10-20 calls meet the timeouts, so the breaker opened in only some
-runs (2 of 5 with realtime off, on this machine).
+Realtime is off. With the socket on, the socket announces most recordings, so fewer
+metadata calls go out and the 3 s window (60 s at time scale 0.05) does not always
+reach ``min_calls`` during the 10 % timeouts. The breaker then stayed closed in 1 of
+6 runs on the development machine, and the test would prove nothing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from conftest import RedisServer
 
 from recsync import runtime
@@ -37,30 +30,14 @@ def breaker_changes() -> Any:
     runtime.on_breaker_change.remove(listen)
 
 
-STORM = Path(__file__).parents[2] / "recsync/emulator/scenarios/storm.yaml"
-STORM_END_S = 120
-
-
-@pytest.fixture
-def long_storm(tmp_path: Path) -> str:
-    scenario = yaml.safe_load(STORM.read_text())
-    for fault in scenario["faults"]:
-        if fault["kind"] == "timeout_ratio":
-            fault["end_s"] = STORM_END_S
-    path = tmp_path / "long-storm.yaml"
-    path.write_text(yaml.safe_dump(scenario))
-    return str(path)
-
-
 @pytest.mark.timeout(300)
 def test_breaker_storm_settles_everything(
     redis_server: RedisServer,
     real_redis: Any,
     breaker_changes: list[dict[str, Any]],
-    long_storm: str,
 ) -> None:
     summary = Demo(
-        scenario=long_storm,
+        scenario="storm",
         time_scale=0.05,
         redis_url=redis_server.url,
         realtime=False,

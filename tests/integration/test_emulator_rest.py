@@ -256,7 +256,7 @@ def test_metadata_fields(server: EmulatorServer) -> None:
     assert document["fileState"] == "AVAILABLE"
     assert document["conversationId"] == recording.conversation_id
     assert document["media"] in ("audio", "screen")
-    assert document["mediaSubtype"] in ("Call", "Screen")
+    assert document["mediaSubtype"] in ("Trunk", "Screen")
     assert document["region"] == "eu-west-1"
     assert document["startTime"].endswith("Z")
     assert document["selfUri"] == metadata_path(recording, single=True)

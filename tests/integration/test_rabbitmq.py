@@ -47,7 +47,7 @@ def rabbitmq_broker() -> Iterator[RabbitmqBroker]:
     from recsync.actors import tasks
 
     queue = f"recsync-test-{uuid.uuid4().hex[:12]}"
-    actors = (tasks.fetch_metadata, tasks.reconcile, tasks.subscribe)
+    actors = [a for a in vars(tasks).values() if isinstance(a, dramatiq.Actor)]
     saved = [(actor, actor.broker, actor.queue_name) for actor in actors]
     broker = make_broker(RABBITMQ_URL)
     assert isinstance(broker, RabbitmqBroker)

@@ -6,8 +6,8 @@ it posts ``/oauth/token`` to the emulator's own port. The gateway configuration
 
 For a 202 with an empty body, the SDK (version 269) raises nothing. It returns
 ``[]`` when the call is typed as a list, and a model whose fields are all None when
-the call is typed as a single model. It also maps ``mediaSubtype: "Call"``, which
-its enum does not list, to ``"outdated_sdk_version"``.
+the call is typed as a single model. Call recordings carry ``mediaSubtype: "Trunk"``,
+a value of the SDK's enum, so the SDK keeps it.
 """
 
 from __future__ import annotations
@@ -123,14 +123,14 @@ def test_metadata_list(server: EmulatorServer) -> None:
     assert found.archive_date is not None
 
 
-def test_metadata_call_subtype_unknown_to_sdk(server: EmulatorServer) -> None:
+def test_metadata_call_subtype_kept_by_sdk(server: EmulatorServer) -> None:
     recording = latest_created(server)
     found = sdk.RecordingApi(
         api_client(server)
     ).get_conversation_recordingmetadata_recording_id(
         recording.conversation_id, recording.id
     )
-    assert found.media_subtype == "outdated_sdk_version"
+    assert found.media_subtype == "Trunk"
 
 
 def test_metadata_single_screen(server: EmulatorServer) -> None:
