@@ -52,6 +52,8 @@ class OrgSummary:
     lag_p95_s: float | None
     retried: int
     """Records that took more than one fetch attempt."""
+    fetch_errors: int
+    """Fetch attempts that ended in an error answer (5xx, invalid body, ...)."""
 
 
 @attrs.frozen
@@ -368,6 +370,7 @@ class Demo:
                     lag_p50_s=_percentile(lags, 0.5),
                     lag_p95_s=_percentile(lags, 0.95),
                     retried=retried,
+                    fetch_errors=int(counters.get("fetch:error", 0)),
                 )
             )
         records = sum(o.records for o in org_summaries)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -72,7 +73,8 @@ class Host:
             if callable(bind):
                 bind(self.pm.hook)
         except pluggy.PluginValidationError as exc:
-            self.pm.unregister(plugin)
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
             raise ValueError(
                 f"plugin {name or plugin!r} does not fit the host: {exc}"
             ) from exc
@@ -87,6 +89,33 @@ class Host:
         for org_id in org_ids or [org.id for org in manifest.orgs]:
             self.hook.appfoundry_install(manifest=manifest, org_id=org_id)
             self.hook.appfoundry_activate(manifest=manifest, org_id=org_id)
+
+    def start_plugin(self, name: str, manifest_path: str | Path) -> Any | None:
+        """Load one plugin's manifest and fire its lifecycle for that plugin only.
+
+        An invalid manifest is reported (in :attr:`problems` and the log) and the
+        plugin is not activated; the other plugins keep running. Returns the
+        manifest, or None when it was rejected.
+        """
+        from recsync.errors import ManifestError
+        from recsync.manifest import load_manifest
+
+        try:
+            manifest = load_manifest(manifest_path)
+        except ManifestError as exc:
+            self.problems.append(LoadProblem(name, str(exc)))
+            log.error("plugin %s not activated: invalid manifest: %s", name, exc)
+            return None
+        others = [plugin for n, plugin in self.pm.list_name_plugin() if n != name]
+
+        def only(hook_name: str) -> Any:
+            return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+        only("appfoundry_manifest_loaded")(manifest=manifest)
+        for org in manifest.orgs:
+            only("appfoundry_install")(manifest=manifest, org_id=org.id)
+            only("appfoundry_activate")(manifest=manifest, org_id=org.id)
+        return manifest
 
     def stop(self, manifest: Any, *, uninstall: bool = False) -> None:
         """Fire deactivate (and uninstall) for each org of the manifest."""
