@@ -228,6 +228,8 @@ class RecsyncStrategy(Strategy):
                         "client_id_env": _credential_env(org.id, "CLIENT_ID"),
                         "client_secret_env": _credential_env(org.id, "CLIENT_SECRET"),
                     },
+                    # The operator configures the budget the org really has.
+                    "rate_limit": {"requests_per_minute": org.rate_limit_per_minute},
                 }
             )
         data = {

@@ -53,12 +53,12 @@ class OrgSummary:
     retried: int
     """Records that took more than one fetch attempt."""
     fetch_errors: int
-    """Fetch attempts that ended in an error answer (5xx, invalid body, ...)."""
+    """Fetch attempts that ended in an error response (5xx, invalid body, ...)."""
 
 
 @attrs.frozen
 class DemoSummary:
-    """What ``recsync demo`` prints at the end."""
+    """Summary that ``recsync demo`` prints at the end."""
 
     records: int
     ready: int
@@ -126,7 +126,7 @@ class EmulatorProcess:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(
-            f"the emulator did not answer on {self.base_url} in {timeout_s} s"
+            f"the emulator did not respond on {self.base_url} within {timeout_s} s"
         )
 
     def stop(self) -> None:

@@ -46,6 +46,19 @@ BreakerListener = Callable[..., None]
 on_breaker_change: list[BreakerListener] = []
 
 
+# Listeners called with ``recsync_org_throttled``'s keyword arguments (org_id,
+# retry_after_s) when the platform asks an org to wait past the configured maximum.
+on_org_throttled: list[BreakerListener] = []
+
+
+def _relay_throttled(org_id: str, retry_after_s: float) -> None:
+    for listener in list(on_org_throttled):
+        try:
+            listener(org_id=org_id, retry_after_s=retry_after_s)
+        except Exception:  # one listener's bug must not silence the others
+            log.exception("throttle listener %r failed", listener)
+
+
 def _relay_breaker_change(change: BreakerChange) -> None:
     for listener in list(on_breaker_change):
         try:
@@ -161,6 +174,8 @@ class Runtime:
             time_scale=self.time_scale,
             observe=lambda call: self._observe(config.id, call),
             clock=self.clock,
+            max_retry_after_s=config.rate_limit.max_retry_after_s,
+            on_throttled=_relay_throttled,
         )
         breaker = CircuitBreaker(
             self.redis,

@@ -1,6 +1,6 @@
 """Settle every visible recording of a conversation with one platform call.
 
-A conversation event (``v2.users.{userId}.conversations``) says the conversation now
+A conversation event (``v2.users.{userId}.conversations``) means the conversation now
 exists in the org. One non-blocking call to the conversation-level
 ``recordingmetadata`` endpoint then returns all its recordings that the org has
 indexed, so one call can settle several records, and records the host never announced
@@ -67,7 +67,7 @@ def fetch_conversation(
         missing_screen or not store.conversation_settled(org_id, conversation_id)
     ):
         # Some recordings of the conversation are indexed later (often the screen
-        # recording); the conversation's recording events will say when.
+        # recording), and the conversation's recording events announce them.
         topic = conversation_recordings_topic(user_id, conversation_id)
         TopicRegistry(runtime.redis, clock=runtime.clock).add(org_id, topic)
     return settled

@@ -48,7 +48,7 @@ FORCED_REASONS = ("track", "event", "backfill", "resume")
 
 @attrs.frozen
 class Deferral:
-    """Why an attempt did not settle the record, and the earliest next attempt."""
+    """Reason an attempt did not settle the record, and the earliest next attempt."""
 
     error: str
     not_before: float = 0.0
@@ -165,7 +165,7 @@ def fetch_record(
 
 
 def _event_will_come(runtime: Runtime, record: Record) -> bool:
-    """Whether the org's live socket holds this recording's topic right now."""
+    """Tell whether the org's live socket is subscribed to this recording's topic."""
     if not record.user_id or not runtime.realtime_connected(record.org_id):
         return False
     topic = recording_topic(record.user_id, record.conversation_id, record.recording_id)

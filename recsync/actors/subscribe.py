@@ -3,8 +3,8 @@
 Genesys allows one socket per channel and evicts the oldest of 20 channels per OAuth
 client, so two workers subscribing for one org would fight. The subscriber therefore
 runs only while it holds the org's lease (a Redis key with a TTL, renewed while
-connected). One actor run holds the socket for a bounded session and then hands over
-by sending itself again, so it stays inside the worker's time limit; when its worker
+connected). One actor run keeps the socket for a bounded session and then hands over
+by sending itself again, so it stays inside the worker's time limit. When its worker
 dies, the lease expires and the periodic jobs send a new subscriber.
 
 The socket is an accelerator, never the only source: events are not durable, so
@@ -47,7 +47,8 @@ EVENT_DEDUP_TTL_MS = 10 * 60 * 1000
 
 
 class _Reconnect(Exception):
-    """Leave the current socket and open a new one; ``new_channel`` says how."""
+    """Signal to leave the current socket and open a new one, on a new channel if
+    ``new_channel`` is set."""
 
     def __init__(self, reason: str, *, new_channel: bool) -> None:
         super().__init__(reason)

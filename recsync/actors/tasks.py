@@ -177,7 +177,7 @@ def sweep(
 def attach_broker(target: dramatiq.Broker) -> dramatiq.Broker:
     """Declare every actor of this module on ``target`` and install it.
 
-    Actors bind to a broker once, when this module is first imported; a process that
+    Actors bind to a broker once, when this module is first imported. A process that
     switches brokers later (the demo, tests) calls this to move them.
     """
     for actor in (

@@ -34,6 +34,7 @@ from recsync.errors import (
 )
 from recsync.platform.auth import TokenProvider
 from recsync.resilience.budget import ApiBudget
+from recsync.store import keys
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class PlatformClient:
         max_body_bytes: int = MAX_BODY_BYTES,
         observe: CallObserver | None = None,
         clock: Callable[[], float] = time.time,
+        max_retry_after_s: float | None = None,
+        on_throttled: Callable[[str, float], None] | None = None,
     ) -> None:
         self.org_id = org_id
         self.api_base_url = api_base_url.rstrip("/")
@@ -81,6 +84,8 @@ class PlatformClient:
         self.max_body_bytes = max_body_bytes
         self.observe = observe
         self.clock = clock
+        self.max_retry_after_s = max_retry_after_s
+        self.on_throttled = on_throttled
 
     # Recording metadata -------------------------------------------------------------
 
@@ -372,6 +377,11 @@ class PlatformClient:
             retry_after = DEFAULT_RETRY_AFTER_S
         retry_after_s = max(retry_after, 0.0) * self.time_scale
         until = self.budget.pause_for(retry_after_s)
+        if (
+            self.max_retry_after_s is not None
+            and retry_after_s > self.max_retry_after_s
+        ):
+            self._mark_throttled(retry_after, until, response)
         log.info(
             "org %s: %s: 429, pausing requests for %.1f s (correlation id %s)",
             self.org_id,
@@ -380,6 +390,30 @@ class PlatformClient:
             response.headers.get("inin-correlation-id"),
         )
         raise RateLimited(retry_at=until, retry_after_s=retry_after, from_platform=True)
+
+    def _mark_throttled(
+        self, retry_after: float, until: float, response: httpx.Response
+    ) -> None:
+        """Record that the org must wait past the maximum, once per pause."""
+        key = keys.throttled(self.org_id)
+        fresh = self.budget.redis.hset(
+            key,
+            mapping={"retry_after_s": repr(retry_after), "until": repr(until)},
+        )
+        self.budget.redis.pexpireat(key, int(until * 1000))
+        if fresh:
+            log.warning(
+                "org %s: throttled: the platform asked to wait %.0f s, more than the "
+                "%.0f s maximum; no request leaves before then (correlation id %s)",
+                self.org_id,
+                retry_after,
+                self.max_retry_after_s / self.time_scale
+                if self.max_retry_after_s
+                else 0.0,
+                response.headers.get("inin-correlation-id"),
+            )
+            if self.on_throttled is not None:
+                self.on_throttled(self.org_id, retry_after)
 
     def _json(self, response: httpx.Response, path: str) -> Any:
         if response.status_code == 204 or not response.content:

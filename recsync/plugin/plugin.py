@@ -38,6 +38,12 @@ class RecsyncPlugin:
         self._hook = hook
         if self._relay_breaker_change not in runtime_module.on_breaker_change:
             runtime_module.on_breaker_change.append(self._relay_breaker_change)
+        if self._relay_throttled not in runtime_module.on_org_throttled:
+            runtime_module.on_org_throttled.append(self._relay_throttled)
+
+    def _relay_throttled(self, **change: Any) -> None:
+        if self._hook is not None:
+            self._hook.recsync_org_throttled(**change)
 
     def _relay_breaker_change(self, **change: Any) -> None:
         if self._hook is not None:
@@ -171,9 +177,9 @@ class RecsyncPlugin:
             return state
         if user_id and runtime.manifest.flags.realtime:
             if self._stream_will_announce(org_id, user_id):
-                # A satellite indexes the recording after the primary: the agent's
-                # conversation event will say when, so asking now would only cost a
-                # call that answers 202. The reconciler polls if no event comes.
+                # A satellite indexes the recording after the primary, and the agent's
+                # conversation event announces when. A request now would only cost a
+                # call that returns 202. The reconciler polls if no event comes.
                 runtime.store.incr(org_id, "track:awaiting-event")
                 return state
             if not runtime.manifest.org(org_id).is_primary:
@@ -185,7 +191,7 @@ class RecsyncPlugin:
         return state
 
     def _safety_net_s(self, org_id: str, user_id: str | None) -> float:
-        """Return when the reconciler should poll a record nobody fetched."""
+        """Return the delay after which the reconciler polls an unfetched record."""
         runtime = self.runtime
         if user_id and self._stream_will_announce(org_id, user_id):
             return runtime.backoff.max_delay_s

@@ -78,6 +78,9 @@ class StatusCollector(Collector):
             for endpoint, state in overview["breakers"].items():
                 gauges["breaker"].add_metric([org_id, endpoint, state], 1)
             gauges["paused"].add_metric([org_id], 1 if overview["paused"] else 0)
+            gauges["throttled"].add_metric(
+                [org_id], 1 if overview.get("throttled") else 0
+            )
 
             status = overview["realtime"]
             gauges["realtime"].add_metric([org_id, status["state"]], 1)
@@ -115,6 +118,11 @@ def _gauge_families() -> dict[str, GaugeMetricFamily]:
         "paused": GaugeMetricFamily(
             "recsync_budget_paused",
             "1 while the org's API budget is paused by a Retry-After, else 0.",
+            labels=["org"],
+        ),
+        "throttled": GaugeMetricFamily(
+            "recsync_budget_throttled",
+            "1 while the platform asks the org to wait past max_retry_after_s, else 0.",
             labels=["org"],
         ),
         "realtime": GaugeMetricFamily(

@@ -242,6 +242,7 @@ class StatusReader:
             "breakers": self.breakers(org_id),
             "paused": paused_until is not None,
             "paused_until": paused_until,
+            "throttled": self.throttled(org_id),
             "due_count": self.store.due_count(org_id),
             "oldest_due_at": oldest_due_at,
             "queue_lag_s": (
@@ -249,6 +250,16 @@ class StatusReader:
             ),
             "last_change_id": self.last_change_id(org_id),
             "now": now,
+        }
+
+    def throttled(self, org_id: str) -> dict[str, float] | None:
+        """Return the platform's long wait (``retry_after_s``, ``until``) or None."""
+        raw = self.redis.hgetall(keys.throttled(org_id))
+        if not raw:
+            return None
+        return {
+            (k.decode() if isinstance(k, bytes) else k): float(v)
+            for k, v in raw.items()
         }
 
     def counters(self, org_id: str) -> dict[str, float]:

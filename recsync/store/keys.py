@@ -1,4 +1,4 @@
-"""Redis key names: the one place that knows recsync's key layout.
+"""Redis key names: the one module that defines recsync's key layout.
 
 Every key starts with the namespace ``recsync:`` and, when it belongs to an org,
 ``recsync:org:{org_id}:`` so that one org's data never shares a key with another's.
@@ -110,6 +110,11 @@ def budget(org_id: str) -> str:
 def paused_until(org_id: str) -> str:
     """Epoch ms before which no request for the org may leave (``Retry-After``)."""
     return f"{org_prefix(org_id)}:budget:paused-until"
+
+
+def throttled(org_id: str) -> str:
+    """Hash set while the platform asks the org to wait past the configured maximum."""
+    return f"{org_prefix(org_id)}:budget:throttled"
 
 
 def breaker(org_id: str, endpoint: str) -> str:

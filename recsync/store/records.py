@@ -67,7 +67,7 @@ class Claim:
 
 @attrs.frozen
 class Record:
-    """One recording's sync state in one org, as the UI sees it."""
+    """One recording's sync state in one org, as the UI reads it."""
 
     org_id: str
     recording_id: str
@@ -154,8 +154,8 @@ class RecordStore:
     ) -> tuple[bool, State]:
         """Create a ``pending`` record unless one exists.
 
-        Returns whether it was created and the record's current state. ``due_in_s``
-        says when the reconciler should send it if nothing else does.
+        Returns whether it was created and the record's current state. After
+        ``due_in_s`` the reconciler sends it, unless a fetch settled it first.
         """
         keys.check_entity_id(conversation_id, kind="conversation")
         if user_id is not None:
@@ -306,7 +306,7 @@ class RecordStore:
         return _record_from_hash(org_id, raw)
 
     def conversation_settled(self, org_id: str, conversation_id: str) -> bool:
-        """Whether the conversation has tracked records and every one is settled."""
+        """Tell whether the conversation has tracked records and all are settled."""
         members = self.redis.smembers(keys.conversation(org_id, conversation_id))
         ids = sorted(_text(m) or "" for m in members)
         if not ids:

@@ -1,4 +1,4 @@
-"""Hostile platform answers during a real sync: no crash, no record lost."""
+"""Hostile platform responses during a real sync: no crash, no record lost."""
 
 from __future__ import annotations
 

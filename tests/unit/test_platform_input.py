@@ -1,4 +1,4 @@
-"""Hostile platform answers and socket frames: translated, never crashing."""
+"""Hostile platform responses and socket frames: translated, never crashing."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ json_values = st.recursive(
 
 
 class Platform:
-    """An httpx transport that answers from a list of canned responses."""
+    """An httpx transport that returns canned responses in order."""
 
     def __init__(self, *responses: httpx.Response) -> None:
         self.responses = list(responses)
@@ -150,6 +150,35 @@ def test_client_429_pauses_for_retry_after(fake_redis):
     assert caught.value.retry_after_s == 58
     assert paused_until is not None
     assert paused_until >= caught.value.retry_at - 0.01
+
+
+def test_client_long_retry_after_marks_throttled(fake_redis):
+    platform = Platform(
+        httpx.Response(429, headers={"Retry-After": "600"}, json={"status": 429})
+    )
+    client = make_client(fake_redis, platform)
+    client.max_retry_after_s = 180.0
+    seen: list[tuple[str, float]] = []
+    client.on_throttled = lambda org_id, retry_after_s: seen.append(
+        (org_id, retry_after_s)
+    )
+    with pytest.raises(RateLimited):
+        client.recording_metadata(CID, RID)
+    throttled = fake_redis.hgetall("recsync:org:org-a:budget:throttled")
+    assert float(throttled[b"retry_after_s"]) == 600.0
+    assert seen == [("org-a", 600.0)]
+    assert client.budget.paused_until() is not None
+
+
+def test_client_short_retry_after_not_throttled(fake_redis):
+    platform = Platform(
+        httpx.Response(429, headers={"Retry-After": "58"}, json={"status": 429})
+    )
+    client = make_client(fake_redis, platform)
+    client.max_retry_after_s = 180.0
+    with pytest.raises(RateLimited):
+        client.recording_metadata(CID, RID)
+    assert fake_redis.exists("recsync:org:org-a:budget:throttled") == 0
 
 
 def test_client_paused_budget_sends_nothing(fake_redis):
