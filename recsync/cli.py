@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -21,6 +22,11 @@ from recsync.errors import ManifestError
 
 log = logging.getLogger(__name__)
 err_console = Console(stderr=True)
+
+# Below this the policies' timers fall under a millisecond, which Redis TTLs cannot
+# express; above it a demo would run for days.
+MIN_TIME_SCALE = 0.01
+MAX_TIME_SCALE = 10.0
 
 
 def _configure_logging(level: str) -> None:
@@ -41,6 +47,31 @@ def _configure_logging(level: str) -> None:
 def main(log_level: str) -> None:
     """Keep Genesys Cloud recording metadata in sync across orgs without blocking."""
     _configure_logging(log_level)
+
+
+def _check_url(url: str, *, option: str) -> None:
+    """Exit 2 with a clear message when a broker or Redis URL is unusable."""
+    from recsync.actors.broker import redact_url
+
+    schemes: tuple[str, ...] = ("redis://", "rediss://", "unix://")
+    if option == "--broker":
+        schemes += ("amqp://", "amqps://")
+    if not url.startswith(schemes):
+        click.echo(
+            f"recsync: {option} {redact_url(url)!r} is not supported; use "
+            + " or ".join(f"{scheme}..." for scheme in schemes),
+            err=True,
+        )
+        sys.exit(2)
+
+
+def _time_scale(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value) or not MIN_TIME_SCALE <= value <= MAX_TIME_SCALE:
+        raise click.BadParameter(
+            f"{value} is out of range; use a number from {MIN_TIME_SCALE} to "
+            f"{MAX_TIME_SCALE} (wall seconds per platform second)"
+        )
+    return value
 
 
 @main.command()
@@ -119,7 +150,15 @@ def worker(
     from recsync.manifest import load_manifest
 
     try:
-        load_manifest(manifest_path)
+        manifest = load_manifest(manifest_path)
+        problems = []
+        for org in manifest.orgs:
+            try:
+                org.resolve_credentials(os.environ)
+            except ManifestError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ManifestError(problems, source="environment")
     except ManifestError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
@@ -127,6 +166,8 @@ def worker(
         redis_url = (
             broker_url if broker_url.startswith("redis") else "redis://127.0.0.1:6379/0"
         )
+    _check_url(broker_url, option="--broker")
+    _check_url(redis_url, option="--redis")
     env = dict(os.environ)
     env["RECSYNC_MANIFEST"] = os.path.abspath(manifest_path)
     env["RECSYNC_BROKER_URL"] = broker_url
@@ -201,7 +242,8 @@ def supervise_workers(command: list[str], *, env: dict[str, str]) -> int:
     "--time-scale",
     default=0.2,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
+    callback=_time_scale,
     help="Wall seconds per platform second, for the emulator and every policy.",
 )
 @click.option(
@@ -248,13 +290,28 @@ def demo(
     except (ValueError, OSError) as exc:
         click.echo(f"recsync demo: {exc}", err=True)
         sys.exit(2)
+    try:
+        summary = _run_demo(run, as_json=as_json)
+    except (RuntimeError, OSError, ValueError, redis_errors()) as exc:
+        click.echo(f"recsync demo: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0 if summary.ok else 1)
+
+
+def redis_errors() -> type[Exception]:
+    import redis
+
+    return redis.RedisError
+
+
+def _run_demo(run: Any, *, as_json: bool) -> Any:
     if as_json:
         summary = run.run()
         click.echo(json.dumps(attrs.asdict(summary), sort_keys=True))
     else:
         summary = _run_with_progress(run)
         _print_summary(summary)
-    sys.exit(0 if summary.ok else 1)
+    return summary
 
 
 def _run_with_progress(run: Any) -> Any:
@@ -281,7 +338,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_summary(summary: Any) -> None:
-    console = Console()
+    # A pipe or CI log has no terminal width; keep every column readable there.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     table = Table(
         title=f"recsync demo (realtime {'on' if summary.realtime else 'off'}, "
         f"time scale {summary.time_scale})"
@@ -344,7 +402,8 @@ def _print_summary(summary: Any) -> None:
     "--time-scale",
     default=1.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
+    callback=_time_scale,
     help="Wall seconds per platform second.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -401,6 +460,7 @@ def status_server(
     """Serve the status API and the live page from Redis until Ctrl-C."""
     from recsync.status.server import serve_status
 
+    _check_url(redis_url, option="--redis")
     try:
         serve_status(
             manifest_path,
@@ -411,6 +471,9 @@ def status_server(
         )
     except ManifestError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(2)
+    except ValueError as exc:
+        click.echo(f"recsync status-server: {exc}", err=True)
         sys.exit(2)
 
 

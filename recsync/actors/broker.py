@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -48,9 +49,20 @@ def make_broker(url: str) -> dramatiq.Broker:
     if url.startswith("stub://"):
         return StubBroker()
     raise ValueError(
-        f"broker URL {url!r} is not supported; use redis://HOST:PORT/DB or "
-        "amqp://USER:PASSWORD@HOST:PORT/"
+        f"broker URL {redact_url(url)!r} is not supported; use redis://HOST:PORT/DB "
+        "or amqp://USER:PASSWORD@HOST:PORT/"
     )
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:

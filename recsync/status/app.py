@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from recsync.status.metrics import render_metrics
 from recsync.status.reads import StatusReader, check_stream_id
-from recsync.store import keys
+from recsync.store import State, keys
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,16 @@ def _bearer(request: Request, *, allow_query: bool = False) -> str | None:
     return None
 
 
+MAX_ERROR_CHARS = 300
+
+
+def _clip(message: str) -> str:
+    """Shorten a message that echoes a huge input back."""
+    if len(message) <= MAX_ERROR_CHARS:
+        return message
+    return message[:MAX_ERROR_CHARS] + f"... ({len(message)} characters)"
+
+
 def create_status_app(
     *,
     reader: StatusReader,
@@ -196,7 +206,15 @@ def create_status_app(
                     exc.status,
                     exc.message,
                 )
-                return _error(exc.status, exc.message)
+                return _error(exc.status, _clip(exc.message))
+            except redis.RedisError as exc:
+                log.error(
+                    "%s %s: Redis is unavailable: %s",
+                    request.method,
+                    request.url.path,
+                    exc,
+                )
+                return _error(503, "record state is unavailable: Redis did not respond")
             return response
 
         return endpoint
@@ -233,7 +251,13 @@ def create_status_app(
     async def recordings(request: Request) -> Response:
         org_id, _ = org_request(request)
         params = request.query_params
-        state = params.get("state", "pending")
+        state = params.get("state")
+        if state is None:
+            raise _HTTPError(
+                400,
+                "the state query parameter is missing; use one of: "
+                + ", ".join(str(s) for s in State),
+            )
         cursor = params.get("cursor") or None
         try:
             limit = int(params.get("limit", "100"))

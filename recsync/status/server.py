@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import socket
@@ -14,6 +15,7 @@ import redis
 import uvicorn
 from starlette.applications import Starlette
 
+from recsync.errors import ManifestError
 from recsync.manifest import load_manifest
 from recsync.manifest.models import Manifest, is_loopback_host
 from recsync.status.app import create_status_app
@@ -38,7 +40,8 @@ class StatusServer:
         if not allow_public and not is_loopback_host(host):
             raise ValueError(
                 f"host {host!r} is not a loopback address; bind 127.0.0.1, or pass "
-                "allow_public=True to serve the status service to the network"
+                "--allow-public (allow_public=True) to serve the status service to "
+                "the network"
             )
         self.app = app
         self.host = host
@@ -121,6 +124,10 @@ class StatusServer:
         self.stop()
 
 
+# A token shorter than this is too easy to guess for a service on the network.
+MIN_TOKEN_CHARS = 16
+
+
 def status_tokens(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, str]:
     """Return each org's status token, read from the variable it names.
 
@@ -130,12 +137,30 @@ def status_tokens(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, s
         ManifestError: a named variable is unset or empty.
     """
     tokens: dict[str, str] = {}
+    problems: list[str] = []
     for org in manifest.orgs:
-        token = org.resolve_status_token(environ)
+        try:
+            token = org.resolve_status_token(environ)
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+            continue
         if token is None:
             log.warning("org %s has no status_token_env; its routes are closed", org.id)
             continue
+        if len(token) < MIN_TOKEN_CHARS:
+            problems.append(
+                f"orgs[{org.id}].status_token_env: the token in {org.status_token_env} "
+                f"is shorter than {MIN_TOKEN_CHARS} characters; use a long random token"
+            )
+        for other_id, other_token in tokens.items():
+            if hmac.compare_digest(other_token, token):
+                problems.append(
+                    f"orgs[{org.id}].status_token_env: {org.status_token_env} holds "
+                    f"the same token as org {other_id}'s; give each org its own token"
+                )
         tokens[org.id] = token
+    if problems:
+        raise ManifestError(problems, source="environment")
     return tokens
 
 
@@ -166,7 +191,8 @@ def serve_status(
     if not allow_public and not is_loopback_host(bind_host):
         raise ValueError(
             f"host {bind_host!r} is not a loopback address; bind 127.0.0.1, or pass "
-            "allow_public=True to serve the status service to the network"
+            "--allow-public (allow_public=True) to serve the status service to "
+            "the network"
         )
     client = redis.Redis.from_url(redis_url)
     reader = StatusReader(RecordStore(client), client)

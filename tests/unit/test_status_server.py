@@ -20,13 +20,42 @@ def manifest() -> Manifest:
 
 
 def test_tokens_read_named_variable(manifest: Manifest) -> None:
-    tokens = status_tokens(manifest, {"RECSYNC_PRIMARY_STATUS_TOKEN": "s3cret"})
-    assert tokens == {"org-primary": "s3cret"}
+    environ = {"RECSYNC_PRIMARY_STATUS_TOKEN": "s3cret-token-for-tests"}
+    tokens = status_tokens(manifest, environ)
+    assert tokens == {"org-primary": "s3cret-token-for-tests"}
 
 
 def test_tokens_unset_variable_raises(manifest: Manifest) -> None:
     with pytest.raises(ManifestError, match="RECSYNC_PRIMARY_STATUS_TOKEN"):
         status_tokens(manifest, {})
+
+
+def test_tokens_short_token_rejected(manifest: Manifest) -> None:
+    with pytest.raises(ManifestError, match="shorter than 16"):
+        status_tokens(manifest, {"RECSYNC_PRIMARY_STATUS_TOKEN": "abc"})
+
+
+def test_tokens_shared_between_orgs_rejected(tmp_path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "version: 1\n"
+        "orgs:\n"
+        "  - id: org-a\n"
+        "    region: us-east-1\n"
+        "    role: primary\n"
+        "    credentials: {client_id_env: A_ID, client_secret_env: A_SECRET}\n"
+        "    status_token_env: A_STATUS\n"
+        "  - id: org-b\n"
+        "    region: eu-west-1\n"
+        "    role: satellite\n"
+        "    credentials: {client_id_env: B_ID, client_secret_env: B_SECRET}\n"
+        "    status_token_env: B_STATUS\n"
+    )
+    same = "the-same-token-for-both-orgs"
+    with pytest.raises(ManifestError) as caught:
+        status_tokens(load_manifest(path), {"A_STATUS": same, "B_STATUS": same})
+    assert "same token as org org-a" in str(caught.value)
+    assert same not in str(caught.value)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.5", "example.com", "::"])
@@ -48,7 +77,7 @@ def test_server_url_before_start_raises() -> None:
 def test_serve_status_rejects_public_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("RECSYNC_PRIMARY_STATUS_TOKEN", "s3cret")
+    monkeypatch.setenv("RECSYNC_PRIMARY_STATUS_TOKEN", "s3cret-token-for-tests")
     with pytest.raises(ValueError, match="not a loopback address"):
         serve_status(EXAMPLE, redis_url="redis://127.0.0.1:1/0", host="0.0.0.0")
 
