@@ -49,6 +49,26 @@ def main(log_level: str) -> None:
     _configure_logging(log_level)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM the worker group's leader when this supervisor dies.
+
+    The workers run in their own session (so a terminal's Ctrl-C reaches only the
+    supervisor), which also means a supervisor killed with SIGKILL would leave them
+    running. ``prctl(PR_SET_PDEATHSIG)`` closes that gap; elsewhere it is skipped.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        return
+
+
 def _check_url(url: str, *, option: str) -> None:
     """Exit 2 with a clear message when a broker or Redis URL is unusable."""
     from recsync.actors.broker import redact_url
@@ -204,7 +224,9 @@ def supervise_workers(command: list[str], *, env: dict[str, str]) -> int:
     # A session of its own keeps a terminal's Ctrl-C from reaching Dramatiq directly
     # as well as through this process: a second signal makes Dramatiq's workers exit
     # at once instead of draining.
-    child = subprocess.Popen(command, env=env, start_new_session=True)
+    child = subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=_die_with_parent
+    )
     stop_requested = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:

@@ -60,10 +60,14 @@ class PeriodicJobs(Middleware):
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        runtime = self._runtime()
-        tick_s = self._tick_s or min(1.0, runtime.policies.reconciler.interval_s / 4)
+        runtime: Runtime | None = None
+        tick_s = self._tick_s or 1.0
         while not self._stop.wait(tick_s):
             try:
+                if runtime is None:
+                    runtime = self._runtime()
+                    interval_s = runtime.policies.reconciler.interval_s
+                    tick_s = self._tick_s or min(1.0, interval_s / 4)
                 run_due_jobs(runtime, self._dispatcher())
             except Exception:  # keep scheduling whatever one tick hit
                 log.exception("periodic jobs: tick failed; retrying next tick")

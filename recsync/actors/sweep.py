@@ -31,7 +31,7 @@ import attrs
 
 from recsync.actors.dispatch import Dispatcher
 from recsync.actors.fetch import fetch_record
-from recsync.errors import RecsyncError
+from recsync.errors import NotYet, RecsyncError
 from recsync.platform.metadata import check_metadata, fingerprint, is_final
 from recsync.resilience.breaker import BreakerState
 from recsync.runtime import Runtime
@@ -189,7 +189,7 @@ def _start(
     client = runtime.org(org_id).client
     try:
         job_id = client.submit_batch(list(items))
-    except RecsyncError as exc:
+    except (RecsyncError, NotYet) as exc:
         runtime.store.incr(org_id, "sweep:error")
         log.warning("org %s: batch job submission failed: %s", org_id, exc)
         return "error"
@@ -211,7 +211,7 @@ def _poll(
     polls = job.polls + 1
     try:
         status = client.batch_status(job.job_id)
-    except RecsyncError as exc:
+    except (RecsyncError, NotYet) as exc:
         log.warning("org %s: batch job %s: status failed: %s", org_id, job.job_id, exc)
         status = {}
     if status.get("status") != "Completed":
@@ -285,7 +285,7 @@ def settle_conversations(
     for conversation_id, waiting in by_conversation.items():
         try:
             bodies = client.conversation_metadata(conversation_id)
-        except RecsyncError as exc:
+        except (RecsyncError, NotYet) as exc:
             runtime.store.incr(org_id, "sweep:call-failed")
             log.debug(
                 "org %s conversation %s: sweep call failed: %s",
@@ -311,7 +311,7 @@ def _settle_one(
     org_id, recording_id = record.org_id, record.recording_id
     try:
         check_metadata(body, org_id=org_id, recording_id=recording_id)
-    except RecsyncError as exc:
+    except (RecsyncError, NotYet) as exc:
         log.warning("org %s recording %s: %s", org_id, recording_id, exc)
         return False
     # A ready answer needs no claim: the store accepts it from any worker.

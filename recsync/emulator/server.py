@@ -18,7 +18,7 @@ import uvicorn
 from recsync.emulator.app import EmulatorApp, create_app
 from recsync.emulator.clock import ScaledClock
 from recsync.emulator.loading import load_scenario, parse_fault_mapping
-from recsync.emulator.scenario import FaultSpec, Scenario
+from recsync.emulator.scenario import ONE_SHOT_FAULTS, FaultSpec, Scenario
 from recsync.emulator.world import World
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class EmulatorServer:
         """Add a fault while the server runs (a FaultSpec or its mapping)."""
         if not isinstance(fault, FaultSpec):
             raw = dict(fault)
-            if "at_s" not in raw:
+            if raw.get("kind") in ONE_SHOT_FAULTS and "at_s" not in raw:
                 raw["at_s"] = self.world.now()
             fault = parse_fault_mapping(raw, org_ids=set(self.world.orgs))
 

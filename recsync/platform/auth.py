@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Refresh when less than this share of the token's lifetime is left.
 REFRESH_MARGIN_RATIO = 0.1
+# After rejected credentials, wait this long (platform seconds) before asking again.
+REJECTED_CREDENTIALS_WAIT_S = 60.0
 
 
 class TokenProvider:
@@ -50,11 +52,30 @@ class TokenProvider:
         self.time_scale = time_scale
         self.clock = clock
 
+    @property
+    def _rejected_key(self) -> str:
+        return keys.token(self.org_id) + ":rejected"
+
     def __repr__(self) -> str:
         return f"TokenProvider(org_id={self.org_id!r}, token_url={self.token_url!r})"
 
     def token(self) -> str:
-        """Return a valid access token, fetching a new one when needed."""
+        """Return a valid access token, fetching a new one when needed.
+
+        After the platform rejected the credentials, every call raises
+        :class:`AuthenticationError` without a request until
+        ``REJECTED_CREDENTIALS_WAIT_S`` (scaled) has passed, so a wrong secret does
+        not send a token request for every record.
+        """
+        rejected = self.redis.get(self._rejected_key)
+        if rejected is not None:
+            raise AuthenticationError(
+                f"org {self.org_id}: the OAuth client credentials were rejected "
+                "recently; check the client id and secret in the environment "
+                "variables the manifest names",
+                status=401,
+                code="bad.credentials",
+            )
         cached = self.redis.hmget(keys.token(self.org_id), "access_token", "refresh_at")
         access_token, refresh_at = cached
         if access_token and refresh_at and float(refresh_at) > self.clock():
@@ -106,6 +127,16 @@ class TokenProvider:
             ) from exc
         correlation_id = response.headers.get("inin-correlation-id")
         if response.status_code in (400, 401, 403):
+            wait_ms = max(int(REJECTED_CREDENTIALS_WAIT_S * self.time_scale * 1000), 1)
+            self.redis.set(self._rejected_key, "1", px=wait_ms)
+            log.error(
+                "org %s: the platform rejected the OAuth client credentials "
+                "(status %d, correlation id %s); no token request for %.0f s",
+                self.org_id,
+                response.status_code,
+                correlation_id,
+                wait_ms / 1000,
+            )
             raise AuthenticationError(
                 f"org {self.org_id}: the platform rejected the OAuth client "
                 "credentials; "

@@ -200,4 +200,9 @@ def serve_status(
         reader=reader, tokens=tokens, allow_unauthenticated=allow_unauthenticated
     )
     log.info("serving status for %d orgs on %s:%d", len(tokens), bind_host, bind_port)
+    print(
+        f"recsync status: http://{bind_host}:{bind_port}/#token=TOKEN "
+        "(TOKEN: an org's status token)",
+        flush=True,
+    )
     uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")

@@ -123,6 +123,28 @@ def test_worker_child_sigkill_stops_siblings(setup: Setup) -> None:
     assert alive == []
 
 
+def test_supervisor_sigkill_stops_workers(setup: Setup) -> None:
+    worker = setup.worker("supervisor-kill").start()
+    try:
+        group = worker.children()
+        assert worker.process is not None
+        worker.process.kill()
+        worker.process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+            child.is_running() and child.status() != "zombie" for child in group
+        ):
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    alive = [
+        child.pid
+        for child in group
+        if child.is_running() and child.status() != "zombie"
+    ]
+    assert alive == []
+
+
 def test_worker_sigterm_drains_and_exits_zero(setup: Setup) -> None:
     runtime = setup.runtime
     manifest = runtime.manifest

@@ -286,3 +286,38 @@ def test_redelivered_fetch_after_crash(env: Env) -> None:
     assert record.state is State.ASYNC_PENDING
     assert record.attempts == 3
     assert env.claims(entry) == 3
+
+
+def test_retry_after_is_never_shortened(env: Env, emulator: EmulatorServer) -> None:
+    entry = env.visible
+    org_id = entry["org"]
+    env.track(entry)
+    # Fetch the token first so the one 429 lands on the metadata call.
+    env.runtime.org(org_id).client.tokens.token()
+    emulator.add_fault(
+        {"org": org_id, "kind": "rate_limit", "retry_after_s": 58, "count": 1}
+    )
+    started = env.clock()
+
+    first = env.fetch(entry, reason="track")
+    record = env.record(entry)
+    calls_after_429 = env.calls(org_id)
+
+    assert first == "deferred"
+    assert record.state is State.ASYNC_PENDING
+    # Retry-After is a floor: the backoff cap (30 s) and jitter cannot shorten it.
+    assert record.next_attempt_at is not None
+    assert record.next_attempt_at >= started + 58
+    assert env.dispatcher.fetches[-1].delay_s >= 57.9
+
+    # An event 30 s later wants the record now, but the org is paused: no call leaves.
+    env.clock.advance(30)
+    early = env.fetch(entry, reason="event")
+    assert early == "deferred"
+    assert env.calls(org_id) == calls_after_429
+    assert env.record(entry).next_attempt_at >= started + 58
+
+    env.skip_to_next_attempt(entry)
+    last = env.fetch(entry, reason="retry", expected_attempts=2)
+    assert last == "ready"
+    assert env.calls(org_id) == calls_after_429 + 1

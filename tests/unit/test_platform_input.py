@@ -370,3 +370,25 @@ def test_oversized_frame_is_invalid():
 )
 def test_frame_kinds(raw, kind):
     assert parse_frame(raw).kind == kind
+
+
+def test_rejected_credentials_are_not_retried_at_once(fake_redis):
+    attempts: list[httpx.Request] = []
+
+    def reject(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        return httpx.Response(401, json={"error": "invalid_client"})
+
+    tokens = TokenProvider(
+        org_id="org-a",
+        client=fake_redis,
+        http=httpx.Client(transport=httpx.MockTransport(reject)),
+        token_url="http://127.0.0.1:1/oauth/token",
+        client_id="client-id",
+        client_secret="client-secret-value",
+    )
+    for _ in range(5):
+        with pytest.raises(AuthenticationError) as caught:
+            tokens.token()
+        assert "client-secret-value" not in str(caught.value)
+    assert len(attempts) == 1
