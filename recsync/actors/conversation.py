@@ -41,6 +41,15 @@ def fetch_conversation(
         # The host's own fetch got there first (usual in the primary org).
         store.incr(org_id, "conversation:already-settled")
         return 0
+    expected = 2 if expects_screen else 1
+    if runtime.manifest.org(org_id).is_primary and (
+        store.conversation_tracked(org_id, conversation_id) >= expected
+    ):
+        # The primary indexes a recording before the host hears of it, so when the
+        # host has announced every recording the event implies (the call, and the
+        # screen recording if any), a fetch is already on its way for each.
+        store.incr(org_id, "conversation:host-fetching")
+        return 0
     try:
         bodies = runtime.org(org_id).client.conversation_metadata(conversation_id)
     except NotYet as exc:

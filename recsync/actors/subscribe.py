@@ -268,7 +268,13 @@ class Subscriber:
         added = sorted(wanted - self.subscribed)
         removed = self.subscribed - wanted
         client = self.runtime.org(self.org_id).client
-        if removed and len(removed) >= len(self.subscribed) // 4:
+        # Topics of settled records cost nothing but a slot: events on them are
+        # ignored. Replace the list only when slots run short, which saves a call
+        # per settled conversation.
+        slots_short = (
+            len(self.subscribed) + len(added) > self.policy.max_topics_per_channel * 0.8
+        )
+        if removed and slots_short:
             states = client.subscribe(self.channel["id"], sorted(wanted), replace=True)
             self.subscribed = self._permitted(states)
             self.topics.mark_live(self.org_id, self.subscribed, replace=True)

@@ -305,6 +305,10 @@ class RecordStore:
             return None
         return _record_from_hash(org_id, raw)
 
+    def conversation_tracked(self, org_id: str, conversation_id: str) -> int:
+        """Return how many recordings of the conversation are tracked in the org."""
+        return int(self.redis.scard(keys.conversation(org_id, conversation_id)))
+
     def conversation_settled(self, org_id: str, conversation_id: str) -> bool:
         """Tell whether the conversation has tracked records and all are settled."""
         members = self.redis.smembers(keys.conversation(org_id, conversation_id))
