@@ -15,6 +15,7 @@ and the reconciler catches anything else the socket missed.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -72,6 +73,7 @@ class Subscriber:
         self.topics_version = -1
         self.last_frame_at = 0.0
         self.user_topics: list[str] = []
+        self.connected_since = 0.0
 
     # Lease ------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class Subscriber:
             return "lease-held"
         deadline = time.monotonic() + self.policy.session_s
         outcome = "session-ended"
+        reconnects = 0
         try:
             new_channel = False
             while time.monotonic() < deadline:
@@ -140,11 +143,30 @@ class Subscriber:
                 if not self.renew_lease():
                     outcome = "lease-lost"
                     break
+                reconnects += 1
+                stable_s = time.monotonic() - self.connected_since
+                if stable_s > self.policy.heartbeat_timeout_s:
+                    reconnects = 1  # the last socket was healthy for a while
+                self._pause_before_reconnect(reconnects)
         finally:
             self.topics.mark_live(self.org_id, set(), replace=True)
             self._set_status("down", reason=outcome)
             self.release_lease()
         return outcome
+
+    def _pause_before_reconnect(self, reconnects: int) -> None:
+        """Wait a jittered, growing delay so a socket that keeps closing at once
+        does not turn into a tight reconnect loop. The first reconnect (a
+        ``socket_closing`` handover) goes at once."""
+        if reconnects <= 1:
+            return
+        schedule = self.runtime.backoff
+        step_s = min(
+            schedule.initial_delay_s * 2 ** (reconnects - 2), schedule.max_delay_s
+        )
+        # The subscriber owns its worker thread for the session, so sleeping here
+        # blocks no other message. The lease TTL bounds the wait.
+        time.sleep(min(random.uniform(0, step_s), self.policy.lease_ttl_s / 3))
 
     def _open_channel(self, *, new_channel: bool) -> dict[str, Any]:
         client = self.runtime.org(self.org_id).client
@@ -191,6 +213,7 @@ class Subscriber:
             self.topics_version = -1
             self._sync_topics()
             self.last_frame_at = time.monotonic()
+            self.connected_since = self.last_frame_at
             self._set_status(
                 "connected",
                 channel_id=self.channel["id"],
