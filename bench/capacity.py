@@ -8,8 +8,10 @@ from ``python -m bench`` exists, rewrites the report with the capacity section.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 TRACKED_RECORDS = 100_000
 THROUGHPUT_RECORDINGS = 1000
 THROUGHPUT_TIME_SCALE = 1.0
+RAW_DRAMATIQ_MESSAGES = 10_000
 ORG_ID = "org-capacity"
 
 
@@ -67,6 +70,60 @@ def measure_throughput(out: Path, *, processes: int, recordings: int) -> dict[st
         "elapsed_s": round(figures["elapsed_s"], 2),
         "records_per_s": round(figures["ready"] / figures["elapsed_s"], 1),
     }
+
+
+def measure_raw_dramatiq(out: Path, *, processes: int, messages: int) -> dict[str, Any]:
+    """Measure messages per second through a trivial actor on the same kind of broker.
+
+    The actor increments one Redis counter per message. Messages are enqueued first
+    and the clock runs from the workers' start until the counter reaches
+    ``messages``, so worker boot (about a second) is included, as it is in the
+    recsync rows.
+    """
+    process, url = infra.start_redis(out)
+    workers = None
+    try:
+        env = {**os.environ, "BENCH_REDIS_URL": url}
+        os.environ["BENCH_REDIS_URL"] = url
+        from bench import noop_actor
+
+        noop_actor = importlib.reload(noop_actor)
+        client = redis.Redis.from_url(url)
+        for index in range(messages):
+            noop_actor.noop.send(index)
+        started = time.perf_counter()
+        workers = infra.spawn(
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "bench.noop_actor",
+                "--processes",
+                str(processes),
+                "--threads",
+                "8",
+            ],
+            log_path=out / f"noop-p{processes}.log",
+            env=env,
+        )
+        deadline = started + 120.0
+        done = 0
+        while time.perf_counter() < deadline:
+            done = int(client.get(noop_actor.COUNTER_KEY) or 0)
+            if done >= messages:
+                break
+            time.sleep(0.02)
+        elapsed_s = time.perf_counter() - started
+        return {
+            "messages": messages,
+            "done": done,
+            "elapsed_s": round(elapsed_s, 2),
+            "messages_per_s": round(done / elapsed_s, 1),
+        }
+    finally:
+        if workers is not None:
+            infra.stop(workers)
+        infra.stop(process)
 
 
 def measure_store(out: Path, *, records: int) -> dict[str, Any]:
@@ -128,6 +185,18 @@ def measure_capacity(
         figures = measure_throughput(out, processes=processes, recordings=recordings)
         for key, value in figures.items():
             result[f"instant platform, {processes} worker process(es): {key}"] = value
+        baseline = measure_raw_dramatiq(
+            out, processes=processes, messages=RAW_DRAMATIQ_MESSAGES
+        )
+        for key, value in baseline.items():
+            result[f"trivial Dramatiq actor, {processes} worker process(es): {key}"] = (
+                value
+            )
+        recsync_rate = figures.get("records_per_s")
+        if recsync_rate and baseline["messages_per_s"]:
+            result[f"recsync / trivial actor, {processes} worker process(es)"] = round(
+                recsync_rate / baseline["messages_per_s"], 3
+            )
     for key, value in measure_store(out, records=TRACKED_RECORDS).items():
         result[key] = value
     return result

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+# Wall seconds a process trusts its last reading of an org's active flag.
+ACTIVE_CACHE_S = 0.5
+
 # How long a fetch may hold a record before another worker may take it over: several
 # request timeouts, so a slow but live worker is not overtaken.
 CLAIM_LEASE_TIMEOUTS = 4
@@ -104,6 +107,7 @@ class Runtime:
         self.store = RecordStore(client, clock=clock)
         self._transport = transport
         self._orgs: dict[str, OrgRuntime] = {}
+        self._active_cache: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
         retry = self.manifest.policies.retry
         self.backoff = BackoffSchedule(
@@ -212,8 +216,18 @@ class Runtime:
         pipe.execute()
 
     def is_active(self, org_id: str) -> bool:
-        """Whether the host has activated the org (and not deactivated it since)."""
-        return self.redis.hget(keys.org_active(org_id), "active") == b"1"
+        """Whether the host has activated the org (and not deactivated it since).
+
+        The answer is cached for ``ACTIVE_CACHE_S`` of wall time per process, since
+        every message asks; a deactivation takes effect within that time.
+        """
+        now = time.monotonic()
+        cached = self._active_cache.get(org_id)
+        if cached is not None and now - cached[1] < ACTIVE_CACHE_S:
+            return cached[0]
+        active = self.redis.hget(keys.org_active(org_id), "active") == b"1"
+        self._active_cache[org_id] = (active, now)
+        return active
 
     def realtime_connected(self, org_id: str) -> bool:
         """Whether the org's subscriber reported a live socket within the heartbeat

@@ -86,10 +86,14 @@ def forget_conversation_topic(
     runtime: Runtime, org_id: str, conversation_id: str, user_id: str | None
 ) -> None:
     """Drop the conversation's recording topic once all its records are settled."""
-    if not user_id or not runtime.store.conversation_settled(org_id, conversation_id):
+    if not user_id:
         return
     topic = conversation_recordings_topic(user_id, conversation_id)
-    TopicRegistry(runtime.redis, clock=runtime.clock).remove(org_id, topic)
+    registry = TopicRegistry(runtime.redis, clock=runtime.clock)
+    if not registry.is_wanted(org_id, topic):
+        return
+    if runtime.store.conversation_settled(org_id, conversation_id):
+        registry.remove(org_id, topic)
 
 
 def _settle_one(

@@ -51,6 +51,7 @@ class TokenProvider:
         self._client_secret = client_secret
         self.time_scale = time_scale
         self.clock = clock
+        self._cached: tuple[str, float] | None = None
 
     @property
     def _rejected_key(self) -> str:
@@ -67,6 +68,9 @@ class TokenProvider:
         ``REJECTED_CREDENTIALS_WAIT_S`` (scaled) has passed, so a wrong secret does
         not send a token request for every record.
         """
+        # This process's copy first: one Redis read per call is the common cost.
+        if self._cached is not None and self._cached[1] > self.clock():
+            return self._cached[0]
         rejected = self.redis.get(self._rejected_key)
         if rejected is not None:
             raise AuthenticationError(
@@ -79,15 +83,18 @@ class TokenProvider:
         cached = self.redis.hmget(keys.token(self.org_id), "access_token", "refresh_at")
         access_token, refresh_at = cached
         if access_token and refresh_at and float(refresh_at) > self.clock():
-            return (
+            value = (
                 access_token.decode()
                 if isinstance(access_token, bytes)
                 else access_token
             )
+            self._cached = (value, float(refresh_at))
+            return value
         return self._refresh(stale=access_token)
 
     def invalidate(self, rejected_token: str) -> None:
         """Forget the cached token after the platform rejected it with 401."""
+        self._cached = None
         current = self.redis.hget(keys.token(self.org_id), "access_token")
         if (
             current is not None
@@ -176,4 +183,5 @@ class TokenProvider:
         log.info(
             "org %s: fetched an OAuth token valid for %.0f s", self.org_id, lifetime_s
         )
+        self._cached = (access_token, refresh_at)
         return access_token

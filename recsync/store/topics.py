@@ -49,10 +49,12 @@ class TopicRegistry:
         pipe.execute()
 
     def remove(self, org_id: str, topic: str) -> None:
-        pipe = self.redis.pipeline()
-        pipe.zrem(keys.watch_topics(org_id), topic)
-        pipe.incr(self._version_key(org_id))
-        pipe.execute()
+        """Drop a topic; the version moves only when the topic was wanted."""
+        if self.redis.zrem(keys.watch_topics(org_id), topic):
+            self.redis.incr(self._version_key(org_id))
+
+    def is_wanted(self, org_id: str, topic: str) -> bool:
+        return self.redis.zscore(keys.watch_topics(org_id), topic) is not None
 
     def version(self, org_id: str) -> int:
         return int(self.redis.get(self._version_key(org_id)) or 0)
