@@ -109,14 +109,34 @@ class Runtime:
         self._orgs: dict[str, OrgRuntime] = {}
         self._active_cache: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
+        self.backoff = self._make_backoff()
+
+    def _make_backoff(self) -> BackoffSchedule:
         retry = self.manifest.policies.retry
-        self.backoff = BackoffSchedule(
+        return BackoffSchedule(
             initial_delay_s=retry.initial_delay_s,
             multiplier=retry.multiplier,
             max_delay_s=retry.max_delay_s,
             jitter=str(retry.jitter),
             deadline_s=retry.deadline_s,
         )
+
+    def replace_manifest(self, manifest: Manifest) -> None:
+        """Switch to a new manifest: new policies, and clients built afresh.
+
+        Calls in flight on the old clients may fail and are deferred like any
+        failure. Worker processes load their manifest at start, so they need a
+        restart to see the change.
+        """
+        with self._lock:
+            old_orgs = self._orgs
+            self.manifest = manifest.scaled()
+            self.time_scale = manifest.time_scale
+            self.backoff = self._make_backoff()
+            self._orgs = {}
+            self._active_cache.clear()
+        for org in old_orgs.values():
+            org.http.close()
 
     @property
     def policies(self) -> Any:

@@ -36,7 +36,7 @@ from recsync.errors import (
 )
 from recsync.platform.metadata import check_metadata, fingerprint, is_final
 from recsync.runtime import Runtime
-from recsync.store import Record, State
+from recsync.store import ClaimOutcome, Record, State
 from recsync.store.topics import TopicRegistry, recording_topic
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ def fetch_record(
         expected_attempts=expected_attempts,
         force=reason in FORCED_REASONS,
     )
+    if claim.outcome is ClaimOutcome.EXPIRED:
+        return _on_expired(runtime, org_id, recording_id, claim.attempts)
     if not claim.claimed:
         log.debug(
             "org %s recording %s: %s fetch skipped (%s, attempts=%d)",
@@ -94,6 +96,58 @@ def fetch_record(
     record = store.get(org_id, recording_id)
     if record is None:  # purged between the claim and now (uninstall)
         return "missing"
+    try:
+        return _attempt(runtime, dispatcher, record, token, claim.attempts)
+    except Exception as exc:
+        # A bug or an unexpected library error must not leave the record claimed
+        # until its lease runs out on every attempt: defer it like any failure.
+        log.exception(
+            "org %s recording %s: unexpected error in a fetch attempt",
+            org_id,
+            recording_id,
+        )
+        store.incr(org_id, "fetch:unexpected-error")
+        deferral = Deferral(f"unexpected error: {type(exc).__name__}: {exc}")
+        return _defer(
+            runtime,
+            dispatcher,
+            record,
+            org_id,
+            recording_id,
+            token,
+            claim.attempts,
+            deferral,
+        )
+
+
+def _on_expired(runtime: Runtime, org_id: str, recording_id: str, attempts: int) -> str:
+    """Clean up after the claim found the record past its deadline and failed it."""
+    record = runtime.store.get(org_id, recording_id)
+    if record is not None:
+        _forget_topic(runtime, record)
+        forget_conversation_topic(
+            runtime, org_id, record.conversation_id, record.user_id
+        )
+    runtime.store.incr(org_id, "fetch:failed")
+    log.warning(
+        "org %s recording %s: failed: retry deadline passed after %d attempts",
+        org_id,
+        recording_id,
+        attempts,
+    )
+    return "failed"
+
+
+def _attempt(
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    record: Record,
+    token: str,
+    attempts: int,
+) -> str:
+    """Ask the platform once for a claimed record and settle or defer it."""
+    store = runtime.store
+    org_id, recording_id = record.org_id, record.recording_id
     org = runtime.org(org_id)
     permission = org.breaker.allow()
     if not permission.allowed:
@@ -103,7 +157,7 @@ def fetch_record(
             dispatcher,
             record,
             token,
-            claim.attempts,
+            attempts,
             f"{org.breaker.endpoint} circuit breaker is {permission.state}",
         )
     try:
@@ -159,7 +213,7 @@ def fetch_record(
         org_id,
         recording_id,
         token,
-        claim.attempts,
+        attempts,
         deferral,
     )
 
@@ -237,6 +291,7 @@ def _fail(
         token=token,
         error=f"retry deadline passed after {attempts} attempts; last: {error}",
     )
+    forget_conversation_topic(runtime, org_id, record.conversation_id, record.user_id)
     runtime.store.incr(org_id, "fetch:failed")
     log.warning(
         "org %s recording %s: failed after %d attempts: %s",

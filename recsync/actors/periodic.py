@@ -110,22 +110,29 @@ def sweep_needed(runtime: Runtime, org_id: str) -> bool:
 def run_due_jobs(runtime: Runtime, dispatcher: Dispatcher) -> list[str]:
     """Enqueue every periodic job whose period has passed; return their names."""
     started = []
-    policies = runtime.policies
     for org_id in runtime.org_ids():
-        if not runtime.is_active(org_id):
-            continue
-        if _win(runtime, f"reconcile:{org_id}", policies.reconciler.interval_s):
-            dispatcher.reconcile(org_id)
-            started.append(f"reconcile:{org_id}")
-        if (
-            runtime.manifest.flags.realtime
-            and not runtime.redis.exists(keys.subscriber_lease(org_id))
-            and _win(runtime, f"subscribe:{org_id}", policies.realtime.lease_ttl_s)
-        ):
-            dispatcher.subscribe(org_id)
-            started.append(f"subscribe:{org_id}")
-        if sweep_needed(runtime, org_id) and schedule_sweep(
-            runtime, dispatcher, org_id
-        ):
-            started.append(_sweep_job(org_id))
+        try:
+            started.extend(_run_org_jobs(runtime, dispatcher, org_id))
+        except Exception:  # one org's failure must not starve the others
+            log.exception("periodic jobs: org %s failed this tick", org_id)
+    return started
+
+
+def _run_org_jobs(runtime: Runtime, dispatcher: Dispatcher, org_id: str) -> list[str]:
+    started: list[str] = []
+    policies = runtime.policies
+    if not runtime.is_active(org_id):
+        return started
+    if _win(runtime, f"reconcile:{org_id}", policies.reconciler.interval_s):
+        dispatcher.reconcile(org_id)
+        started.append(f"reconcile:{org_id}")
+    if (
+        runtime.manifest.flags.realtime
+        and not runtime.redis.exists(keys.subscriber_lease(org_id))
+        and _win(runtime, f"subscribe:{org_id}", policies.realtime.lease_ttl_s)
+    ):
+        dispatcher.subscribe(org_id)
+        started.append(f"subscribe:{org_id}")
+    if sweep_needed(runtime, org_id) and schedule_sweep(runtime, dispatcher, org_id):
+        started.append(_sweep_job(org_id))
     return started

@@ -13,6 +13,7 @@ import logging
 
 from recsync.actors.dispatch import Dispatcher
 from recsync.runtime import Runtime
+from recsync.store.topics import TopicRegistry
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,14 @@ def reconcile_org(runtime: Runtime, dispatcher: Dispatcher, org_id: str) -> int:
     )
     for recording_id in overdue:
         dispatcher.fetch(org_id, recording_id, reason="reconcile")
+    topics = TopicRegistry(runtime.redis, clock=runtime.clock)
+    pruned = topics.prune(
+        org_id, added_before=runtime.clock() - runtime.backoff.deadline_s
+    )
+    if pruned:
+        log.info(
+            "org %s: dropped %d topics older than the retry deadline", org_id, pruned
+        )
     if overdue:
         runtime.store.incr(org_id, "reconciler:resent", len(overdue))
         log.info("org %s: reconciler re-sent %d overdue records", org_id, len(overdue))

@@ -149,10 +149,17 @@ class Subscriber:
                     reconnects = 1  # the last socket was healthy for a while
                 self._pause_before_reconnect(reconnects)
         finally:
-            self.topics.mark_live(self.org_id, set(), replace=True)
-            self._set_status("down", reason=outcome)
-            self.release_lease()
+            # A subscriber whose lease passed to another must not overwrite the new
+            # holder's status or live topics.
+            if self.holds_lease():
+                self.topics.mark_live(self.org_id, set(), replace=True)
+                self._set_status("down", reason=outcome)
+                self.release_lease()
         return outcome
+
+    def holds_lease(self) -> bool:
+        current: Any = self.runtime.redis.get(keys.subscriber_lease(self.org_id))
+        return current is not None and current.decode() == self.lease_token
 
     def _pause_before_reconnect(self, reconnects: int) -> None:
         """Wait a jittered, growing delay so a socket that keeps closing at once
@@ -190,6 +197,7 @@ class Subscriber:
         users = list(self.runtime.manifest.org(self.org_id).users)
         if not users:
             users = self.runtime.org(self.org_id).client.list_users()
+            self.renew_lease()
         limit = self.policy.max_topics_per_channel // 2
         if len(users) > limit:
             log.warning(
@@ -267,7 +275,8 @@ class Subscriber:
         if not self.runtime.is_active(self.org_id):
             raise _Reconnect("org deactivated", new_channel=False)
         self.runtime.redis.hset(
-            keys.subscriber_status(self.org_id), "seen_at", repr(self.runtime.clock())
+            keys.subscriber_status(self.org_id),
+            mapping={"state": "connected", "seen_at": repr(self.runtime.clock())},
         )
         self._sync_topics()
 
@@ -361,10 +370,7 @@ class Subscriber:
         dedup_key = (
             keys.event_seen(self.org_id) + f":{frame.recording_id}:{frame.file_state}"
         )
-        try:
-            first = self.runtime.redis.set(dedup_key, 1, nx=True, px=EVENT_DEDUP_TTL_MS)
-        except RecsyncError:
-            first = True
+        first = self.runtime.redis.set(dedup_key, 1, nx=True, px=EVENT_DEDUP_TTL_MS)
         if not first:
             store.incr(self.org_id, "realtime:duplicate-events")
             return
@@ -435,18 +441,18 @@ class Subscriber:
     def _backfill(self) -> None:
         """Fetch once every record that waited while no socket was listening."""
         store = self.runtime.store
+        # Take the ids first: paging while fetches move records out of the state
+        # would skip some.
+        waiting: list[Any] = self.runtime.redis.zrange(
+            keys.by_state(self.org_id, str(State.ASYNC_PENDING)), 0, -1
+        )
         sent = 0
-        for state in (State.ASYNC_PENDING,):
-            offset: int | None = 0
-            while offset is not None:
-                page, offset = store.list_by_state(
-                    self.org_id, state, offset=offset, limit=500
-                )
-                for record in page:
-                    self.dispatcher.fetch(
-                        self.org_id, record.recording_id, reason="backfill"
-                    )
-                    sent += 1
+        for raw in waiting:
+            recording_id = raw.decode() if isinstance(raw, bytes) else raw
+            self.dispatcher.fetch(self.org_id, recording_id, reason="backfill")
+            sent += 1
+            if sent % 500 == 0 and not self.renew_lease():
+                raise _Reconnect("lease lost during back-fill", new_channel=False)
         if sent:
             store.incr(self.org_id, "realtime:backfilled", sent)
             log.info(

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from recsync.actors.conversation import forget_conversation_topic
 from recsync.actors.dispatch import Dispatcher
 from recsync.actors.fetch import fetch_record
 from recsync.errors import NotYet, RecsyncError
@@ -321,6 +322,9 @@ def _settle_one(
     if record.user_id:
         topic = recording_topic(record.user_id, record.conversation_id, recording_id)
         TopicRegistry(runtime.redis, clock=runtime.clock).remove(org_id, topic)
+        forget_conversation_topic(
+            runtime, org_id, record.conversation_id, record.user_id
+        )
     return outcome in ("ok", "updated", "unchanged")
 
 

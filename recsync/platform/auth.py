@@ -22,6 +22,13 @@ from recsync.store import keys
 
 log = logging.getLogger(__name__)
 
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 # Refresh when less than this share of the token's lifetime is left.
 REFRESH_MARGIN_RATIO = 0.1
 # After rejected credentials, wait this long (platform seconds) before asking again.
@@ -117,8 +124,10 @@ class TokenProvider:
         try:
             return self._fetch_and_store()
         finally:
-            if got_lock and self.redis.get(lock_key) == lock_value.encode():
-                self.redis.delete(lock_key)
+            if got_lock:
+                # Compare and delete in one step, so an expired lock that another
+                # process took since is not deleted.
+                self.redis.eval(_RELEASE_LOCK, 1, lock_key, lock_value)
 
     def _fetch_and_store(self) -> str:
         try:

@@ -1,8 +1,9 @@
 """Genesys Cloud REST client for one org: non-blocking, bounded, translated errors.
 
 Every call first draws from the org's shared API budget, carries the org's access
-token, and is bounded by one timeout (connect, read and write), so no worker thread
-waits on the platform longer than ``request_timeout_s``. Answers are translated into
+token, and is bounded by httpx timeouts of ``request_timeout_s`` on each phase
+(connect, each read, write). A call that needs a token request or a 401 retry makes
+up to three such requests. Answers are translated into
 recsync's types: a ``202``, ``408``, ``504`` or client timeout becomes
 :class:`PlatformPending` ("not yet"), a ``429`` pauses the org's budget and becomes
 :class:`RateLimited`, and other failures become :class:`PlatformError` subclasses that
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 # Genesys' SDKs wait 3 s when a 429 carries no Retry-After.
 DEFAULT_RETRY_AFTER_S = 3.0
+MAX_RETRY_AFTER_S = 86_400.0
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
@@ -375,6 +378,10 @@ class PlatformClient:
             retry_after = float(header) if header is not None else DEFAULT_RETRY_AFTER_S
         except ValueError:
             retry_after = DEFAULT_RETRY_AFTER_S
+        if not math.isfinite(retry_after):
+            retry_after = DEFAULT_RETRY_AFTER_S
+        # A nonsensical wait (days) would overflow the pause key; a day is the cap.
+        retry_after = min(retry_after, MAX_RETRY_AFTER_S)
         retry_after_s = max(retry_after, 0.0) * self.time_scale
         until = self.budget.pause_for(retry_after_s)
         if (

@@ -110,6 +110,7 @@ class RecsyncPlugin:
     @hookimpl
     def appfoundry_configuration_changed(self, old: Manifest, new: Manifest) -> None:
         runtime = self._ensure_runtime(new)
+        runtime.replace_manifest(new)
         old_ids = {org.id for org in old.orgs}
         for org in new.orgs:
             if org.id not in old_ids:

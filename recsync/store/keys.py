@@ -122,7 +122,7 @@ def breaker(org_id: str, endpoint: str) -> str:
 
 
 def event_seen(org_id: str) -> str:
-    """Sorted set of recent realtime event keys, for deduplication."""
+    """Prefix of per-event keys with a TTL, for deduplicating realtime events."""
     return f"{org_prefix(org_id)}:events:seen"
 
 

@@ -50,6 +50,7 @@ class ClaimOutcome(enum.StrEnum):
     BUSY = "busy"
     STALE = "stale"
     EARLY = "early"
+    EXPIRED = "expired"
 
 
 @attrs.frozen
@@ -278,7 +279,8 @@ class RecordStore:
         error: str,
         state: State = State.ASYNC_PENDING,
     ) -> str:
-        """Put a claimed record back as ``async-pending`` or ``batch-pending``."""
+        """Put a claimed record back as ``async-pending``, ``batch-pending`` or
+        ``pending``."""
         if state not in (State.ASYNC_PENDING, State.BATCH_PENDING, State.PENDING):
             raise ValueError(f"defer() takes a pending state, not {state!r}")
         return self._settle_call(

@@ -53,6 +53,19 @@ class TopicRegistry:
         if self.redis.zrem(keys.watch_topics(org_id), topic):
             self.redis.incr(self._version_key(org_id))
 
+    def prune(self, org_id: str, *, added_before: float) -> int:
+        """Drop topics added before ``added_before`` (epoch s); return how many.
+
+        A backstop: every record behind such a topic is past its retry deadline,
+        so no event on it can matter any more.
+        """
+        removed = int(
+            self.redis.zremrangebyscore(keys.watch_topics(org_id), "-inf", added_before)
+        )
+        if removed:
+            self.redis.incr(self._version_key(org_id))
+        return removed
+
     def is_wanted(self, org_id: str, topic: str) -> bool:
         return self.redis.zscore(keys.watch_topics(org_id), topic) is not None
 
