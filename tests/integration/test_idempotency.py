@@ -321,3 +321,19 @@ def test_retry_after_is_never_shortened(env: Env, emulator: EmulatorServer) -> N
     last = env.fetch(entry, reason="retry", expected_attempts=2)
     assert last == "ready"
     assert env.calls(org_id) == calls_after_429 + 1
+
+
+def test_unexpected_error_defers_record(env: Env, monkeypatch) -> None:
+    entry = env.visible
+    env.track(entry)
+
+    def broken(org_id: str) -> Any:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(env.runtime, "org", broken)
+    outcome = env.fetch(entry, reason="track")
+    record = env.record(entry)
+    assert outcome == "deferred"
+    assert record.state is State.ASYNC_PENDING
+    assert "simulated bug" in (record.last_error or "")
+    assert env.dispatcher.fetches[-1].reason == "retry"

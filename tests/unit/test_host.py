@@ -164,3 +164,47 @@ def test_invalid_manifest_keeps_others_running(tmp_path):
     assert "orgs" in host.problems[0].error
     assert accepted is not None
     assert [name for name, _ in second.calls] == ["loaded", "install", "activate"]
+
+
+def test_configuration_change_adds_org_to_runtime(fake_redis, monkeypatch):
+    from recsync import runtime as runtime_module
+    from recsync.manifest import manifest_from_mapping
+    from recsync.plugin import RecsyncPlugin
+    from recsync.runtime import Runtime
+
+    def org(org_id: str, role: str) -> dict:
+        return {
+            "id": org_id,
+            "region": "us-east-1",
+            "role": role,
+            "credentials": {
+                "client_id_env": f"{org_id.upper()[-1]}_ID",
+                "client_secret_env": f"{org_id.upper()[-1]}_SECRET",
+            },
+        }
+
+    old = manifest_from_mapping({"version": 1, "orgs": [org("org-a", "primary")]})
+    new = manifest_from_mapping(
+        {"version": 1, "orgs": [org("org-a", "primary"), org("org-b", "satellite")]}
+    )
+    sent: list[tuple[str, str]] = []
+
+    class Dispatcher:
+        def subscribe(self, org_id, **kwargs):
+            sent.append(("subscribe", org_id))
+
+        def reconcile(self, org_id):
+            sent.append(("reconcile", org_id))
+
+        def fetch(self, org_id, recording_id, **kwargs):
+            sent.append(("fetch", org_id))
+
+    plugin = RecsyncPlugin(Runtime(old, fake_redis))
+    monkeypatch.setattr(RecsyncPlugin, "_dispatcher", staticmethod(Dispatcher))
+    plugin.appfoundry_configuration_changed(old=old, new=new)
+    plugin.track("org-b", "conv-1", "rec-1")
+
+    assert plugin.runtime.org_ids() == ["org-a", "org-b"]
+    assert ("reconcile", "org-b") in sent
+    assert ("fetch", "org-b") in sent
+    runtime_module.install(None)

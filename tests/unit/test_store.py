@@ -200,3 +200,26 @@ def test_purge_org_deletes_only_that_org(store):
     assert deleted > 0
     assert store.get("org-a", "rec-1") is None
     assert store.get("org-b", "rec-1") is not None
+
+
+def test_claim_past_deadline_fails_record(store, clock):
+    store.track("org-a", "conv-1", "rec-1", deadline_s=60)
+    store.claim("org-a", "rec-1", token="a", lease_s=10)
+    store.defer("org-a", "rec-1", token="a", next_attempt_at=clock.now + 5, error="202")
+    clock.now += 61
+    claim = store.claim("org-a", "rec-1", token="b", lease_s=10)
+    record = store.get("org-a", "rec-1")
+    assert claim.outcome is ClaimOutcome.EXPIRED
+    assert record.state is State.FAILED
+    assert "deadline" in record.last_error
+    assert "202" in record.last_error
+    assert store.take_overdue("org-a", limit=10, grace_s=1) == []
+
+
+def test_crashed_claim_past_deadline_fails(store, clock):
+    store.track("org-a", "conv-1", "rec-1", deadline_s=60)
+    store.claim("org-a", "rec-1", token="a", lease_s=10)
+    clock.now += 70  # the worker died holding the claim; the lease and deadline pass
+    claim = store.claim("org-a", "rec-1", token="b", lease_s=10)
+    assert claim.outcome is ClaimOutcome.EXPIRED
+    assert store.get("org-a", "rec-1").state is State.FAILED
