@@ -78,7 +78,7 @@ def _relay_breaker_change(change: BreakerChange) -> None:
 
 @attrs.define
 class OrgRuntime:
-    """What one org needs at run time: its config, client and budget."""
+    """Run-time parts of one org: its config, client, budget and breaker."""
 
     config: OrgConfig
     client: PlatformClient
@@ -168,8 +168,8 @@ class Runtime:
             headers={"User-Agent": "appfoundry-recsync"},
             verify=True,
         )
-        # The scaled manifest holds requests per wall minute; the platform counts
-        # per (scaled) minute, so the bucket holds one scaled minute's worth.
+        # The scaled manifest gives requests per wall minute. The platform counts
+        # per (scaled) minute, so the bucket is sized for one scaled minute.
         budget = ApiBudget(
             self.redis,
             config.id,
@@ -236,10 +236,10 @@ class Runtime:
         pipe.execute()
 
     def is_active(self, org_id: str) -> bool:
-        """Whether the host has activated the org (and not deactivated it since).
+        """Tell whether the host has activated the org and not deactivated it since.
 
-        The answer is cached for ``ACTIVE_CACHE_S`` of wall time per process, since
-        every message asks; a deactivation takes effect within that time.
+        The flag is cached for ``ACTIVE_CACHE_S`` of wall time per process, because
+        every message reads it. A deactivation takes effect within that time.
         """
         now = time.monotonic()
         cached = self._active_cache.get(org_id)
@@ -250,7 +250,7 @@ class Runtime:
         return active
 
     def realtime_connected(self, org_id: str) -> bool:
-        """Whether the org's subscriber reported a live socket within the heartbeat
+        """Tell whether the org's subscriber reported a live socket within the heartbeat
         timeout."""
         if not self.manifest.flags.realtime:
             return False

@@ -1,4 +1,4 @@
-"""The reconciler: re-send every record the store says is owed.
+"""The reconciler: re-send every record that the store lists as owed.
 
 Dramatiq's delayed messages are the fast path only: a killed worker's messages come
 back late, a Redis restart can strand the delayed messages a worker holds, and a

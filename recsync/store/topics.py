@@ -90,7 +90,7 @@ class TopicRegistry:
         pipe.execute()
 
     def is_live(self, org_id: str, topic: str) -> bool:
-        """Whether an event on ``topic`` would reach the org's subscriber now."""
+        """Tell whether an event on ``topic`` would reach the org's subscriber now."""
         return bool(self.redis.sismember(self._live_key(org_id), topic))
 
     def count(self, org_id: str) -> int:
