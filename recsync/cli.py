@@ -361,7 +361,7 @@ def _fmt(value: float | None) -> str:
 
 def _print_summary(summary: Any) -> None:
     # A pipe or CI log has no terminal width; keep every column readable there.
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console = Console() if sys.stdout.isatty() else Console(width=140)
     table = Table(
         title=f"recsync demo (realtime {'on' if summary.realtime else 'off'}, "
         f"time scale {summary.time_scale})"
@@ -374,6 +374,9 @@ def _print_summary(summary: Any) -> None:
         "failed",
         "platform calls",
         "408s",
+        "429s (ours)",
+        "breaker opened",
+        "sweeps",
         "lag p50 (s)",
         "lag p95 (s)",
     ):
@@ -389,6 +392,9 @@ def _print_summary(summary: Any) -> None:
             str(org.failed),
             str(org.platform_calls),
             str(org.timeouts_408),
+            f"{org.rate_limited_429} ({org.rate_limited_429 - org.injected_429})",
+            str(org.breaker_opened),
+            str(org.batch_sweeps),
             _fmt(org.lag_p50_s),
             _fmt(org.lag_p95_s),
         )
@@ -400,6 +406,9 @@ def _print_summary(summary: Any) -> None:
         str(summary.failed),
         str(summary.platform_calls),
         str(summary.timeouts_408),
+        f"{summary.rate_limited_429} ({summary.rate_limited_429_by_recsync})",
+        str(summary.breaker_opened),
+        str(summary.batch_sweeps),
         _fmt(summary.propagation_to_ready_p50_s),
         _fmt(summary.propagation_to_ready_p95_s),
         style="bold",
@@ -407,8 +416,8 @@ def _print_summary(summary: Any) -> None:
     console.print(table)
     console.print(
         f"platform calls per record: {summary.calls_per_record:.2f}; "
-        f"429s: {summary.rate_limited_429}; "
-        f"lag = time from propagation to ready, in platform seconds; "
+        "429s (ours) = every 429, and in brackets those not injected by the "
+        "scenario; lag = time from propagation to ready, in platform seconds; "
         f"wall time {summary.elapsed_s:.1f} s"
     )
 

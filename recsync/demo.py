@@ -54,6 +54,17 @@ class OrgSummary:
     """Records that took more than one fetch attempt."""
     fetch_errors: int
     """Fetch attempts that ended in an error response (5xx, invalid body, ...)."""
+    breaker_opened: int
+    """Times the org's circuit breaker opened."""
+    batch_sweeps: int
+    """Sweep passes run for the org (batch jobs, conversation calls or resuming
+    records once the breaker closed)."""
+    swept_ready: int
+    """Records that a sweep settled as ready."""
+    rate_limited_429: int
+    """429s the platform sent this org, injected ones included."""
+    injected_429: int
+    """429s forced by the scenario's ``rate_limit`` faults."""
 
 
 @attrs.frozen
@@ -68,6 +79,11 @@ class DemoSummary:
     calls_per_record: float
     timeouts_408: int
     rate_limited_429: int
+    """Every 429 the platform sent, injected ones included."""
+    rate_limited_429_by_recsync: int
+    """429s not forced by a scenario fault: recsync overspent a budget."""
+    breaker_opened: int
+    batch_sweeps: int
     propagation_to_ready_p50_s: float | None
     propagation_to_ready_p95_s: float | None
     elapsed_s: float
@@ -371,6 +387,11 @@ class Demo:
                     lag_p95_s=_percentile(lags, 0.95),
                     retried=retried,
                     fetch_errors=int(counters.get("fetch:error", 0)),
+                    breaker_opened=int(counters.get("breaker:open", 0)),
+                    batch_sweeps=int(counters.get("sweep:passes", 0)),
+                    swept_ready=int(counters.get("sweep:ready", 0)),
+                    rate_limited_429=int(org_stats.get("rate_limited_429", 0)),
+                    injected_429=int(org_stats.get("injected_429", 0)),
                 )
             )
         records = sum(o.records for o in org_summaries)
@@ -385,10 +406,12 @@ class Demo:
             platform_calls=calls,
             calls_per_record=calls / records if records else 0.0,
             timeouts_408=sum(o.timeouts_408 for o in org_summaries),
-            rate_limited_429=sum(
-                int(stats.get(o.org_id, {}).get("rate_limited_429", 0))
-                for o in org_summaries
+            rate_limited_429=sum(o.rate_limited_429 for o in org_summaries),
+            rate_limited_429_by_recsync=sum(
+                max(o.rate_limited_429 - o.injected_429, 0) for o in org_summaries
             ),
+            breaker_opened=sum(o.breaker_opened for o in org_summaries),
+            batch_sweeps=sum(o.batch_sweeps for o in org_summaries),
             propagation_to_ready_p50_s=_percentile(all_lags, 0.5),
             propagation_to_ready_p95_s=_percentile(all_lags, 0.95),
             elapsed_s=elapsed_s,

@@ -208,7 +208,7 @@ class Runtime:
             self.policies.breaker,
             self.clock,
             probe_ttl_s=self.claim_lease_s,
-            on_change=_relay_breaker_change,
+            on_change=self._on_breaker_change,
         )
         return OrgRuntime(
             config=config, client=client, budget=budget, http=http, breaker=breaker
@@ -234,6 +234,11 @@ class Runtime:
         pipe.hincrby(counters, f"calls:{call.endpoint}", 1)
         pipe.hincrbyfloat(counters, "platform_wait_s", call.elapsed_s)
         pipe.execute()
+
+    def _on_breaker_change(self, change: BreakerChange) -> None:
+        # Counted per state, so summaries and metrics show how often it opened.
+        self.redis.hincrby(keys.counters(change.org_id), f"breaker:{change.state}", 1)
+        _relay_breaker_change(change)
 
     def is_active(self, org_id: str) -> bool:
         """Tell whether the host has activated the org and not deactivated it since.

@@ -121,6 +121,7 @@ def sweep_org(
         won = runtime.redis.set(lock_key(org_id), token, nx=True, px=lock_ttl_ms)
         if not won:
             return "busy"
+        runtime.store.incr(org_id, "sweep:passes")
     else:
         token = job.token
         extend = runtime.redis.register_script(_EXTEND)

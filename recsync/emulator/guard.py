@@ -170,6 +170,9 @@ class Guard:
         if budget.allowed:
             fault = self.world.faults.for_request(ctx.org.id, self.world.now())
             retry_after_s = fault.rate_limit_retry_after_s
+            if retry_after_s is not None:
+                # Counted apart, so a client's own overuse can be told from faults.
+                self.world.stats.add(ctx.org.id, "injected_429")
         else:
             fault = RequestFault()
             retry_after_s = budget.reset_s

@@ -18,6 +18,8 @@ class OrgStats:
     )
     timeouts_408: int = 0
     rate_limited_429: int = 0
+    injected_429: int = 0
+    """429s forced by a ``rate_limit`` fault (also counted in rate_limited_429)."""
     held_s: float = 0.0
     channels_created: int = 0
     channels_evicted: int = 0

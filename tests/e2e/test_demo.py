@@ -73,3 +73,13 @@ def test_demo_bad_scenario_exits_2():
     )
     assert completed.returncode == 2
     assert "no-such-thing" in completed.stderr
+
+
+def test_demo_storm_keeps_to_the_budget():
+    code, summary = run_demo("--scenario", "storm")
+    eu = next(org for org in summary["orgs"] if org["org_id"] == "org-eu")
+    assert code == 0
+    assert summary["ready"] == summary["records"]
+    # The scenario injects one 429; recsync itself must never overspend a budget.
+    assert eu["injected_429"] == 1
+    assert summary["rate_limited_429_by_recsync"] == 0
