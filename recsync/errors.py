@@ -26,7 +26,7 @@ class ManifestError(RecsyncError):
 
 
 class PlatformError(RecsyncError):
-    """A platform answer that is an error: status, code and correlation id."""
+    """A platform error response: status, code and correlation id."""
 
     def __init__(
         self,
@@ -50,7 +50,7 @@ class AuthenticationError(PlatformError):
 
 
 class InvalidResponse(PlatformError):
-    """A platform answer that is not the JSON document its endpoint promises."""
+    """A platform response that is not the JSON document its endpoint documents."""
 
 
 class NotFound(PlatformError):
@@ -66,7 +66,7 @@ class NotYet(Exception):
 
 
 class PlatformPending(NotYet):
-    """The platform answered 202 or 408, or did not answer in time."""
+    """The platform returned 202 or 408, or did not respond in time."""
 
     def __init__(
         self, reason: str, *, timed_out: bool, correlation_id: str | None = None

@@ -3,7 +3,7 @@
 Actors run in worker processes that share nothing but Redis, so each process builds
 its own runtime from the manifest and the environment, once, and reuses it for every
 message. The manifest's durations are converted to wall seconds here (``time_scale``)
-so the rest of the code only ever sees wall time.
+so the rest of the code only ever deals in wall time.
 """
 
 from __future__ import annotations

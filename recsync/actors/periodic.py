@@ -3,7 +3,7 @@
 Dramatiq has no scheduler, and a self-rescheduling actor stops for good if its delayed
 message is lost (which a Redis restart can do). Instead each worker process runs one
 small thread that, every tick, tries to win a cluster-wide Redis lock per job
-(``SET NX PX period``); the winner enqueues that job's actor. So the reconciler runs
+(``SET NX PX period``). The winner enqueues that job's actor. So the reconciler runs
 once per period per org across the cluster for as long as any worker lives, an org
 whose realtime lease is free gets a new subscriber, and an org whose breaker is not
 closed or that has ``batch-pending`` records gets a batch sweep every

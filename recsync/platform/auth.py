@@ -1,8 +1,8 @@
 """OAuth client credentials per org, with the access token shared through Redis.
 
-Every worker process of the cluster uses the same token for an org: the first one to
-find it missing or about to expire takes a short Redis lock and fetches a new one; the
-others wait for it briefly or fetch their own if the lock holder dies. The client
+Every worker process of the cluster uses the same token for an org. The first one to
+find it missing or about to expire takes a short Redis lock and fetches a new one. The
+others wait for it briefly, or fetch their own if the lock holder dies. The client
 secret stays in process memory, read from the environment variable the manifest
 names; it is never logged, put in an exception or written to Redis.
 """
@@ -174,7 +174,7 @@ class TokenProvider:
             expires_in_s = float(body.get("expires_in", 86400))
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidResponse(
-                f"org {self.org_id}: the token answer is not the expected JSON",
+                f"org {self.org_id}: the token response is not the expected JSON",
                 status=response.status_code,
                 correlation_id=correlation_id,
             ) from exc

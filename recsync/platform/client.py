@@ -3,7 +3,7 @@
 Every call first draws from the org's shared API budget, carries the org's access
 token, and is bounded by httpx timeouts of ``request_timeout_s`` on each phase
 (connect, each read, write). A call that needs a token request or a 401 retry makes
-up to three such requests. Answers are translated into
+up to three such requests. Responses are translated into
 recsync's types: a ``202``, ``408``, ``504`` or client timeout becomes
 :class:`PlatformPending` ("not yet"), a ``429`` pauses the org's budget and becomes
 :class:`RateLimited`, and other failures become :class:`PlatformError` subclasses that
@@ -174,7 +174,7 @@ class PlatformClient:
             or not body.get("connectUri")
         ):
             raise InvalidResponse(
-                f"org {self.org_id}: channel answer lacks id/connectUri"
+                f"org {self.org_id}: channel response lacks id or connectUri"
             )
         return body
 
@@ -194,7 +194,7 @@ class PlatformClient:
         entities = body.get("entities") if isinstance(body, dict) else body
         if not isinstance(entities, list):
             raise InvalidResponse(
-                f"org {self.org_id}: subscription answer lacks entities"
+                f"org {self.org_id}: subscription response lacks entities"
             )
         return [e for e in entities if isinstance(e, dict)]
 
@@ -430,7 +430,7 @@ class PlatformClient:
         except ValueError as exc:
             content_type = response.headers.get("content-type", "")
             raise InvalidResponse(
-                f"org {self.org_id}: {path}: the answer is not JSON "
+                f"org {self.org_id}: {path}: the response is not JSON "
                 f"(content-type {content_type!r})",
                 status=response.status_code,
                 correlation_id=response.headers.get("inin-correlation-id"),

@@ -1,7 +1,7 @@
 """The realtime topics each org's subscriber should hold.
 
 Writers (the host's ``track`` call, the fetch actor when a record settles) add and
-remove topics here; the org's subscriber reads the set and its version counter and
+remove topics here. The org's subscriber reads the set and its version counter, and
 brings the channel's subscriptions in line. Topics are per recording
 (``v2.users.{userId}.conversations.{conversationId}.recordings.{recordingId}``, the
 transcode-complete topic), so a settled recording's topic can be dropped at once.
