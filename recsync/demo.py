@@ -30,7 +30,7 @@ from recsync.emulator import load_scenario
 from recsync.hooks import Host
 from recsync.manifest import Manifest, manifest_from_mapping
 from recsync.runtime import Runtime
-from recsync.store import State, keys
+from recsync.store import State
 
 log = logging.getLogger(__name__)
 
@@ -419,8 +419,3 @@ class Demo:
             realtime=self.realtime,
             orgs=tuple(org_summaries),
         )
-
-
-def summary_keys_for_org(org_id: str) -> list[str]:
-    """Keys the demo reads for one org (documented for users of ``--redis``)."""
-    return [keys.counters(org_id), keys.due(org_id)]

@@ -50,7 +50,7 @@ on_breaker_change: list[BreakerListener] = []
 
 
 # Listeners called with ``recsync_org_throttled``'s keyword arguments (org_id,
-# retry_after_s) when the platform asks an org to wait past the configured maximum.
+# retry_after_s) when the platform requests a wait past the configured maximum.
 on_org_throttled: list[BreakerListener] = []
 
 

@@ -1,7 +1,7 @@
 """Fetch one recording's metadata without waiting on the platform.
 
 One attempt: claim the record in the store (so no other worker fetches it at the same
-time), ask the platform in non-blocking mode, and settle the record. "Not yet" answers
+time), ask the platform in non-blocking mode, and settle the record. "Not yet" responses
 (``202``, ``408``, a client timeout, a spent budget) put it back as ``async-pending``
 with the next attempt time from recsync's backoff schedule, and a delayed message is
 sent for that time. The worker thread never sleeps: waiting is always a delayed

@@ -98,7 +98,7 @@ def next_sweep_at(runtime: Runtime, org_id: str) -> float:
 
 
 def sweep_needed(runtime: Runtime, org_id: str) -> bool:
-    """Whether the org's breaker is not closed or it has batch-pending records."""
+    """Tell whether the org's breaker is not closed or it has batch-pending records."""
     # Peek at Redis rather than build the org's client on the scheduling thread.
     state = peek_state(runtime.redis, org_id, METADATA_ENDPOINT, now=runtime.clock())
     if state is not BreakerState.CLOSED:

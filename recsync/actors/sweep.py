@@ -316,7 +316,7 @@ def _settle_one(
     except (RecsyncError, NotYet) as exc:
         log.warning("org %s recording %s: %s", org_id, recording_id, exc)
         return False
-    # A ready answer needs no claim: the store accepts it from any worker.
+    # A ready result needs no claim, because the store accepts it from any worker.
     outcome = runtime.store.mark_ready(
         org_id, recording_id, token=token, metadata=body, fingerprint=fingerprint(body)
     )

@@ -74,4 +74,4 @@ def recsync_breaker_changed(
 
 @hookspec
 def recsync_org_throttled(org_id: str, retry_after_s: float) -> None:
-    """Fires when the platform asks an org to wait longer than the maximum."""
+    """Fires when the platform requests a wait longer than the maximum."""

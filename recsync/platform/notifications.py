@@ -1,7 +1,7 @@
 """Parsing of notification-service frames.
 
 The envelope is ``{"topicName", "version", "eventBody", "metadata"}`` and carries no
-event id, sequence or timestamp, so callers deduplicate on what the body says.
+event id, sequence or timestamp, so callers deduplicate on the fields of the body.
 Anything that is not a well-formed envelope becomes a :class:`Frame` of kind
 ``invalid`` rather than an exception: a bad frame must never end the session.
 """

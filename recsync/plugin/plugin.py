@@ -165,6 +165,11 @@ class RecsyncPlugin:
         """
         runtime = self.runtime
         runtime.manifest.org(org_id)
+        # Read once: it costs three Redis calls and decides both the reconciler's
+        # safety net and whether to fetch now.
+        awaits_event = user_id is not None and self._stream_will_announce(
+            org_id, user_id
+        )
         created, state = runtime.store.track(
             org_id,
             conversation_id,
@@ -172,12 +177,14 @@ class RecsyncPlugin:
             user_id=user_id,
             deadline_s=runtime.backoff.deadline_s,
             source="host",
-            due_in_s=self._safety_net_s(org_id, user_id),
+            due_in_s=(
+                runtime.backoff.max_delay_s if awaits_event else runtime.claim_lease_s
+            ),
         )
         if not created:
             return state
         if user_id and runtime.manifest.flags.realtime:
-            if self._stream_will_announce(org_id, user_id):
+            if awaits_event:
                 # A satellite indexes the recording after the primary, and the agent's
                 # conversation event announces when. A request now would only cost a
                 # call that returns 202. The reconciler polls if no event comes.
@@ -190,13 +197,6 @@ class RecsyncPlugin:
                 TopicRegistry(runtime.redis, clock=runtime.clock).add(org_id, topic)
         self._dispatcher().fetch(org_id, recording_id, reason="track")
         return state
-
-    def _safety_net_s(self, org_id: str, user_id: str | None) -> float:
-        """Return the delay after which the reconciler polls an unfetched record."""
-        runtime = self.runtime
-        if user_id and self._stream_will_announce(org_id, user_id):
-            return runtime.backoff.max_delay_s
-        return runtime.claim_lease_s
 
     def _stream_will_announce(self, org_id: str, user_id: str) -> bool:
         runtime = self.runtime

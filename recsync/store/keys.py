@@ -113,7 +113,7 @@ def paused_until(org_id: str) -> str:
 
 
 def throttled(org_id: str) -> str:
-    """Hash set while the platform asks the org to wait past the configured maximum."""
+    """Hash set while the platform requests a wait past the configured maximum."""
     return f"{org_prefix(org_id)}:budget:throttled"
 
 

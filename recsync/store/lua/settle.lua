@@ -38,7 +38,7 @@ end
 if state == 'failed' then
   return {'settled', state}
 end
--- A ready answer is accepted from any worker: it cannot be wrong to be ready.
+-- A ready result is accepted from any worker, because it cannot be wrong to be ready.
 -- Any other outcome needs the current claim, so a worker whose lease ran out and was
 -- overtaken cannot overwrite the newer attempt.
 if new_state ~= 'ready' and (state ~= 'fetching' or fields[2] ~= token) then
